@@ -1,0 +1,248 @@
+"""Decode a video once into a `MediaBundle`: metadata, frame sets at the requested specs, 16 kHz mono audio.
+
+Why one sequential pass: decord's `get_batch` with sparse indices decodes again from the previous keyframe
+for every sample, so many seeks cost more than walking the stream once and keeping only the frames that
+some spec asks for. Each kept frame is scaled down right away, so memory grows with the sampling
+(frames kept x their small size), never with a full-resolution copy of the video.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, Field
+
+from analyzers.base import FrameSpec
+
+AUDIO_SAMPLE_RATE = 16_000
+
+
+class MediaError(ValueError):
+    """The file is not a decodable video (the ingress turns this into a 415)."""
+
+
+class VideoMetadata(BaseModel):
+    duration: float = Field(..., description="Seconds.")
+    fps: float
+    frame_count: int
+    width: int = Field(..., description="Display width, after rotation.")
+    height: int = Field(..., description="Display height, after rotation.")
+    rotation: int = Field(0, description="Display rotation applied to the frames, degrees counter-clockwise.")
+    codec: str
+    has_audio: bool
+    audio_codec: str | None = None
+    bitrate: int | None = Field(None, description="Container bit rate, bits per second.")
+    size_bytes: int
+    container: str
+
+
+@dataclass
+class FrameSet:
+    """Frames of one spec: `frames` is (N, H, W, 3) uint8 RGB, upright; `timestamps` in seconds; `indices` in the source."""
+
+    spec: FrameSpec
+    frames: np.ndarray
+    timestamps: np.ndarray
+    indices: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+@dataclass
+class AudioTrack:
+    samples: np.ndarray  # float32 mono in [-1, 1]
+    sample_rate: int = AUDIO_SAMPLE_RATE
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+@dataclass
+class MediaBundle:
+    metadata: VideoMetadata
+    frame_sets: dict[FrameSpec, FrameSet] = field(default_factory=dict)
+    audio: AudioTrack | None = None
+
+    def frames(self, spec: FrameSpec) -> FrameSet:
+        try:
+            return self.frame_sets[spec]
+        except KeyError:
+            raise KeyError(f"frames at {spec.key} were not decoded for this request") from None
+
+
+def probe(path: str | Path) -> VideoMetadata:
+    """Read container metadata with ffprobe (decord reports neither rotation nor whether audio exists)."""
+    path = Path(path)
+    cmd = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, timeout=30, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise MediaError("probing the file took too long") from exc
+    if out.returncode != 0:
+        raise MediaError("not a readable media file")
+    info = json.loads(out.stdout or b"{}")
+    streams = info.get("streams", [])
+    video = next((s for s in streams if s.get("codec_type") == "video" and not _is_cover_art(s)), None)
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    if video is None:
+        raise MediaError("the file has no video stream")
+    fmt = info.get("format", {})
+    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+    if width <= 0 or height <= 0:
+        raise MediaError("the video stream declares no frame size")
+    rotation = _rotation(video)
+    if rotation % 180:
+        width, height = height, width
+    fps = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate")) or 0.0
+    duration = _float(video.get("duration")) or _float(fmt.get("duration")) or 0.0
+    frames = int(video.get("nb_frames") or 0) or int(round(duration * fps))
+    return VideoMetadata(
+        duration=duration,
+        fps=fps,
+        frame_count=frames,
+        width=width,
+        height=height,
+        rotation=rotation,
+        codec=str(video.get("codec_name", "unknown")),
+        has_audio=audio is not None,
+        audio_codec=audio.get("codec_name") if audio else None,
+        bitrate=int(fmt["bit_rate"]) if str(fmt.get("bit_rate", "")).isdigit() else None,
+        size_bytes=path.stat().st_size,
+        container=str(fmt.get("format_name", "unknown")),
+    )
+
+
+def sample_indices(timestamps: np.ndarray, spec: FrameSpec, duration: float) -> np.ndarray:
+    """Source frame indices for `spec`: every frame, `count` evenly spread, or the frame shown at each tick of a `spec.fps` clock."""
+    n = len(timestamps)
+    if spec.count is not None:
+        # centre of each of `count` equal slices, so the first and last frames are not over-represented
+        return np.unique(np.clip(((np.arange(spec.count) + 0.5) * n / spec.count).astype(np.int64), 0, n - 1))
+    if spec.fps is None or n == 0:
+        return np.arange(n)
+    ticks = np.arange(0.0, max(duration, timestamps[-1] + 1e-6), 1.0 / spec.fps)
+    idx = np.searchsorted(timestamps, ticks + 1e-6, side="right") - 1
+    return np.unique(np.clip(idx, 0, n - 1))
+
+
+def decode(path: str | Path, specs: set[FrameSpec], want_audio: bool, metadata: VideoMetadata | None = None) -> MediaBundle:
+    """Decode `path` once: frames for every spec in `specs`, and audio when `want_audio` and the file has it."""
+    import decord  # imported here so the contract and metadata stay usable without decord
+
+    metadata = metadata or probe(path)
+    bundle = MediaBundle(metadata=metadata)
+    if specs:
+        try:
+            reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        except Exception as exc:  # decord raises its own DECORDError for anything it cannot open
+            raise MediaError(f"could not decode the video stream: {_first_line(exc)}") from exc
+        bundle.frame_sets = _decode_frames(reader, specs, metadata)
+        del reader
+    if want_audio and metadata.has_audio:
+        bundle.audio = _decode_audio(path)
+    return bundle
+
+
+def _decode_frames(reader, specs: set[FrameSpec], metadata: VideoMetadata) -> dict[FrameSpec, FrameSet]:
+    n = len(reader)
+    if n == 0:
+        raise MediaError("the video stream has no frames")
+    timestamps = reader.get_frame_timestamp(np.arange(n))[:, 0].astype(np.float64)
+    duration = metadata.duration or float(timestamps[-1])
+    wanted = {spec: sample_indices(timestamps, spec, duration) for spec in specs}
+    wanted_by_index: dict[int, list[FrameSpec]] = {}
+    for spec, indices in wanted.items():
+        for i in indices.tolist():
+            wanted_by_index.setdefault(i, []).append(spec)
+
+    kept: dict[FrameSpec, list[np.ndarray]] = {spec: [] for spec in specs}
+    position = 0  # index of the frame the next reader.next() returns
+    for index in sorted(wanted_by_index):
+        if index > position:
+            reader.skip_frames(index - position)
+        try:
+            frame = reader.next().asnumpy()
+        except Exception as exc:
+            raise MediaError(f"the video stream is damaged near frame {index}: {_first_line(exc)}") from exc
+        position = index + 1
+        frame = _upright(frame, metadata.rotation)
+        for spec in wanted_by_index[index]:
+            kept[spec].append(_fit(frame, spec.max_side))
+
+    return {
+        spec: FrameSet(
+            spec=spec,
+            frames=np.stack(kept[spec]),
+            timestamps=timestamps[wanted[spec]],
+            indices=wanted[spec].astype(np.int64),
+        )
+        for spec in specs
+    }
+
+
+def _decode_audio(path: str | Path) -> AudioTrack | None:
+    import decord
+
+    try:
+        reader = decord.AudioReader(str(path), ctx=decord.cpu(0), sample_rate=AUDIO_SAMPLE_RATE, mono=True)
+        samples = reader[:].asnumpy()
+    except Exception as exc:
+        raise MediaError(f"could not decode the audio stream: {_first_line(exc)}") from exc
+    samples = np.ascontiguousarray(samples.reshape(-1), dtype=np.float32)
+    return AudioTrack(samples=samples)
+
+
+def _fit(frame: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = frame.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1.0:
+        return np.ascontiguousarray(frame)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def _upright(frame: np.ndarray, rotation: int) -> np.ndarray:
+    k = (rotation // 90) % 4
+    return np.rot90(frame, k=k) if k else frame
+
+
+def _rotation(stream: dict) -> int:
+    for side in stream.get("side_data_list", []) or []:
+        if "rotation" in side:
+            return int(round(float(side["rotation"]))) % 360
+    tag = (stream.get("tags") or {}).get("rotate")
+    # The legacy "rotate" tag is clockwise; side data is counter-clockwise.
+    return (-int(tag)) % 360 if tag and tag.lstrip("-").isdigit() else 0
+
+
+def _is_cover_art(stream: dict) -> bool:
+    return bool((stream.get("disposition") or {}).get("attached_pic"))
+
+
+def _rate(text: str | None) -> float | None:
+    if not text or text in ("0/0", "0"):
+        return None
+    num, _, den = text.partition("/")
+    value = float(num) / float(den or 1)
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def _float(text) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
