@@ -1,0 +1,234 @@
+"""On-screen text: OCR of sampled frames, merged into timed text events with boxes and safe-zone flags.
+
+Two offline engines: RapidOCR (PP-OCRv4 detection + recognition, ONNX, shipped inside
+rapidocr-onnxruntime) and Debian's tesseract CLI. Overlay text is usually static for seconds, so a
+frame that looks like the previous sampled one reuses its OCR instead of paying ~0.5 s again.
+A detection joins an open event when its text reads the same (fuzzy, OCR wobbles by a letter) and
+its box overlaps; an event ends when a sampled frame no longer shows it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, Field
+
+from analyzers.base import Analyzer, AnalyzerUnavailable, FrameSpec, Needs
+from analyzers.media import MediaBundle
+
+TEXT_FRAMES = FrameSpec(fps=2.0, max_side=960)
+
+# TikTok's interface covers these parts of a 9:16 frame (normalized x0, y0, x1, y1).
+RIGHT_BUTTONS = (0.85, 0.35, 1.0, 0.85)
+BOTTOM_CAPTION = (0.0, 0.80, 1.0, 1.0)
+
+
+@dataclass
+class Detection:
+    text: str
+    box: tuple[float, float, float, float]  # normalized x0, y0, x1, y1
+    confidence: float
+
+
+class TextEvent(BaseModel):
+    text: str
+    start: float
+    end: float
+    box: tuple[float, float, float, float] = Field(..., description="Normalized x0, y0, x1, y1 (union over the event).")
+    confidence: float = Field(..., description="Best recognition confidence seen, 0..1.")
+    frames: int = Field(..., description="Sampled frames that showed it.")
+    under_right_buttons: bool = Field(..., description="Overlaps TikTok's right-hand button column.")
+    under_bottom_caption: bool = Field(..., description="Overlaps TikTok's bottom caption band.")
+
+
+class TextOverlayResult(BaseModel):
+    events: list[TextEvent]
+    frames_analyzed: int
+    frames_ocr_run: int = Field(..., description="Frames actually OCRed; the rest repeated an unchanged frame.")
+    text_coverage: float = Field(..., description="Share of sampled frames showing any text.")
+    safe_zone_violations: int = Field(..., description="Events overlapping the interface zones.")
+    engine: str
+
+
+class TextOverlaySettings(BaseModel):
+    engine: Literal["rapidocr", "tesseract"] = "rapidocr"
+    min_confidence: float = Field(0.6, ge=0, le=1, description="Drop recognitions below this.")
+    min_chars: int = Field(2, ge=1, description="Drop shorter strings (single glyphs are mostly noise).")
+    max_side: int = Field(960, ge=64, description="Frames are shrunk to this before OCR.")
+    similar_text: float = Field(0.8, ge=0, le=1, description="Text similarity that counts as the same text.")
+    unchanged_frame_diff: float = Field(
+        15.0, ge=0, description="OCR is reused when no 1/96-of-frame cell changed by more grey levels than this.")
+    tesseract_cmd: str = "tesseract"
+    tesseract_lang: str = "eng"
+
+
+def rapidocr_engine():
+    from rapidocr_onnxruntime import RapidOCR
+
+    engine = RapidOCR()
+
+    def read(image_rgb: np.ndarray) -> list[Detection]:
+        h, w = image_rgb.shape[:2]
+        found, _ = engine(cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
+        detections = []
+        for points, text, score in found or []:
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            box = (min(xs) / w, min(ys) / h, max(xs) / w, max(ys) / h)
+            detections.append(Detection(text.strip(), _clip_box(box), float(score)))
+        return detections
+
+    return read
+
+
+def tesseract_engine(command: str = "tesseract", lang: str = "eng"):
+    """Line-level text from the tesseract CLI's TSV output (word rows grouped by block/paragraph/line)."""
+    if shutil.which(command) is None:
+        raise AnalyzerUnavailable(f"tesseract executable {command!r} not found")
+
+    def read(image_rgb: np.ndarray) -> list[Detection]:
+        h, w = image_rgb.shape[:2]
+        ok, png = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
+        out = subprocess.run([command, "stdin", "stdout", "-l", lang, "tsv"], input=png.tobytes(),
+                             capture_output=True, timeout=60, check=True)
+        lines: dict[tuple[str, str, str], list[tuple[str, float, float, float, float, float]]] = {}
+        for row in io.StringIO(out.stdout.decode("utf-8", "replace")).read().splitlines()[1:]:
+            cols = row.split("\t")
+            if len(cols) < 12 or cols[0] != "5" or not cols[11].strip():
+                continue
+            left, top, width, height, conf = map(float, cols[6:11])
+            lines.setdefault((cols[2], cols[3], cols[4]), []).append((cols[11], left, top, width, height, conf))
+        detections = []
+        for words in lines.values():
+            x0 = min(wd[1] for wd in words); y0 = min(wd[2] for wd in words)
+            x1 = max(wd[1] + wd[3] for wd in words); y1 = max(wd[2] + wd[4] for wd in words)
+            conf = float(np.mean([wd[5] for wd in words])) / 100.0
+            detections.append(Detection(" ".join(wd[0] for wd in words), _clip_box((x0 / w, y0 / h, x1 / w, y1 / h)), conf))
+        return detections
+
+    return read
+
+
+def _clip_box(box) -> tuple[float, float, float, float]:
+    return tuple(round(min(max(float(v), 0.0), 1.0), 4) for v in box)  # type: ignore[return-value]
+
+
+def _overlaps(box, zone) -> bool:
+    """Any horizontal overlap, and at least half the text line's height inside the zone's rows."""
+    vertical = min(box[3], zone[3]) - max(box[1], zone[1])
+    return min(box[2], zone[2]) > max(box[0], zone[0]) and vertical >= 0.5 * (box[3] - box[1])
+
+
+def _iou(a, b) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _same_text(a: str, b: str, threshold: float) -> bool:
+    a, b = " ".join(a.lower().split()), " ".join(b.lower().split())
+    return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= threshold
+
+
+def merge_events(per_frame: list[list[Detection]], times: np.ndarray, interval: float, duration: float,
+                 similar_text: float, portrait: bool = True) -> list[TextEvent]:
+    """Chain detections of the same text in consecutive sampled frames into events.
+
+    Safe-zone flags are only set for portrait video: TikTok letterboxes landscape video away from its interface."""
+    open_events: list[dict] = []
+    closed: list[dict] = []
+    for detections, t in zip(per_frame, times.tolist()):
+        still_open = []
+        used = set()
+        for event in open_events:
+            match = next((i for i, d in enumerate(detections) if i not in used
+                          and _same_text(d.text, event["text"], similar_text) and _iou(d.box, event["last_box"]) > 0.2), None)
+            if match is None:
+                closed.append(event)
+                continue
+            used.add(match)
+            d = detections[match]
+            event["last"], event["last_box"], event["frames"] = t, d.box, event["frames"] + 1
+            event["box"] = tuple(min(a, b) if k < 2 else max(a, b) for k, (a, b) in enumerate(zip(event["box"], d.box)))
+            if d.confidence > event["confidence"]:
+                event["confidence"], event["text"] = d.confidence, d.text  # keep the best-read spelling
+            still_open.append(event)
+        for i, d in enumerate(detections):
+            if i not in used:
+                still_open.append({"text": d.text, "start": t, "last": t, "box": d.box, "last_box": d.box,
+                                   "confidence": d.confidence, "frames": 1})
+        open_events = still_open
+    closed.extend(open_events)
+    events = []
+    for e in sorted(closed, key=lambda e: (e["start"], e["box"][1], e["box"][0])):
+        box = e["box"]
+        events.append(TextEvent(
+            text=e["text"], start=round(e["start"], 3), end=round(min(e["last"] + interval, max(duration, e["last"])), 3),
+            box=box, confidence=round(e["confidence"], 4), frames=e["frames"],
+            under_right_buttons=portrait and _overlaps(box, RIGHT_BUTTONS),
+            under_bottom_caption=portrait and _overlaps(box, BOTTOM_CAPTION)))
+    return events
+
+
+class TextOverlay(Analyzer):
+    name = "text_overlay"
+    needs = Needs(frames=TEXT_FRAMES)
+    Result = TextOverlayResult
+    Settings = TextOverlaySettings
+
+    def load(self, device: str) -> None:
+        super().load(device)
+        s = self.settings
+        try:
+            self._read = rapidocr_engine() if s.engine == "rapidocr" else tesseract_engine(s.tesseract_cmd, s.tesseract_lang)
+        except AnalyzerUnavailable:
+            raise
+        except Exception as exc:
+            raise AnalyzerUnavailable(f"OCR engine {s.engine} could not load: {exc}") from exc
+
+    @property
+    def model_in_use(self) -> str:
+        return "RapidOCR PP-OCRv4 (onnxruntime)" if self.settings.engine == "rapidocr" else "tesseract LSTM (CLI)"
+
+    def read_image(self, image_rgb: np.ndarray) -> list[Detection]:
+        """OCR one RGB image; detections filtered by the confidence and length settings."""
+        s = self.settings
+        if max(image_rgb.shape[:2]) > s.max_side:
+            scale = s.max_side / max(image_rgb.shape[:2])
+            image_rgb = cv2.resize(image_rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        return [d for d in self._read(image_rgb) if d.confidence >= s.min_confidence and len(d.text) >= s.min_chars]
+
+    def analyze(self, media: MediaBundle, upstream: Mapping[str, BaseModel]) -> TextOverlayResult:
+        if not hasattr(self, "_read"):
+            raise AnalyzerUnavailable("load() was not called")
+        frame_set = media.frames(TEXT_FRAMES)
+        per_frame: list[list[Detection]] = []
+        previous_grey, ocr_runs = None, 0
+        for frame in frame_set.frames:
+            # the largest local change, not the mean: a small caption appearing barely moves the mean
+            grey = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (96, 96), interpolation=cv2.INTER_AREA).astype(np.float32)
+            if previous_grey is not None and float(np.abs(grey - previous_grey).max()) < self.settings.unchanged_frame_diff:
+                per_frame.append(per_frame[-1])
+            else:
+                per_frame.append(self.read_image(frame))
+                ocr_runs += 1
+                previous_grey = grey  # compare with the last OCRed frame so slow drifts still trigger OCR
+        interval = 1.0 / TEXT_FRAMES.fps
+        portrait = media.metadata.height > media.metadata.width
+        events = merge_events(per_frame, frame_set.timestamps, interval, media.metadata.duration,
+                              self.settings.similar_text, portrait)
+        shown = sum(1 for d in per_frame if d)
+        return TextOverlayResult(
+            events=events, frames_analyzed=len(per_frame), frames_ocr_run=ocr_runs,
+            text_coverage=round(shown / max(len(per_frame), 1), 4),
+            safe_zone_violations=sum(e.under_right_buttons or e.under_bottom_caption for e in events),
+            engine=self.model_in_use)

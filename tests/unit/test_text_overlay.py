@@ -1,0 +1,96 @@
+"""text_overlay against exact truth: a printed page with its transcription, and drawtext overlays at known times."""
+
+from __future__ import annotations
+
+import cv2
+import pytest
+
+from analyzers.base import AnalyzerUnavailable
+from analyzers.media import decode
+from analyzers.text_overlay import TEXT_FRAMES, TextOverlay, TextOverlayResult
+from tests.synth import ffmpeg, have
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+
+
+def character_error_rate(hypothesis: str, reference: str) -> float:
+    previous = list(range(len(reference) + 1))
+    for i, h in enumerate(hypothesis, 1):
+        current = [i]
+        for j, r in enumerate(reference, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (h != r)))
+        previous = current
+    return previous[-1] / max(len(reference), 1)
+
+
+def truth_lines(shared_media) -> list[str]:
+    text = (shared_media / "truth" / "tesseract_phototest.txt").read_text()
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def reading_order(detections) -> list[str]:
+    return [d.text for d in sorted(detections, key=lambda d: (round(d.box[1], 2), d.box[0]))]
+
+
+@pytest.fixture(scope="module")
+def rapid() -> TextOverlay:
+    analyzer = TextOverlay()
+    analyzer.load("cpu")
+    return analyzer
+
+
+def test_rapidocr_reads_the_printed_page_exactly(rapid, shared_media):
+    image = cv2.cvtColor(cv2.imread(str(shared_media / "images" / "tesseract_phototest.tif")), cv2.COLOR_BGR2RGB)
+    lines = reading_order(rapid.read_image(image))
+    truth = truth_lines(shared_media)
+    assert lines == truth
+    assert character_error_rate("\n".join(lines), "\n".join(truth)) == 0.0
+
+
+@pytest.mark.skipif(not have("tesseract"), reason="tesseract CLI not installed")
+def test_tesseract_engine_reads_the_printed_page(shared_media):
+    analyzer = TextOverlay({"engine": "tesseract"})
+    analyzer.load("cpu")
+    image = cv2.cvtColor(cv2.imread(str(shared_media / "images" / "tesseract_phototest.tif")), cv2.COLOR_BGR2RGB)
+    lines = reading_order(analyzer.read_image(image))
+    truth = truth_lines(shared_media)
+    assert character_error_rate("\n".join(lines), "\n".join(truth)) < 0.02
+
+
+def test_page_as_video_gives_one_event_per_line_for_the_whole_clip(rapid, shared_media, tmp_path):
+    clip = tmp_path / "page.mp4"
+    ffmpeg("-loop", "1", "-i", str(shared_media / "images" / "tesseract_phototest.tif"), "-t", "2", "-r", "25",
+           "-vf", "format=yuv420p", "-c:v", "libx264", "-crf", "18", str(clip))
+    result = rapid.analyze(decode(clip, {TEXT_FRAMES}, False), {})
+    assert isinstance(result, TextOverlayResult)
+    assert [e.text for e in sorted(result.events, key=lambda e: e.box[1])] == truth_lines(shared_media)
+    assert all(e.start == 0.0 and e.end >= 1.9 for e in result.events)
+    assert result.frames_ocr_run == 1  # a still page is read once, then reused
+
+
+def test_drawtext_overlays_have_the_right_times_boxes_and_safe_zones(rapid, tmp_path):
+    clip = tmp_path / "overlay.mp4"
+    draw = (f"drawtext=fontfile={FONT}:text='SALE 50 OFF':fontsize=44:fontcolor=white:box=1:boxcolor=black:"
+            f"x=(w-text_w)/2:y=200:enable='between(t,1,3)',"
+            f"drawtext=fontfile={FONT}:text='Follow for more':fontsize=30:fontcolor=yellow:"
+            f"x=(w-text_w)/2:y=h-80:enable='between(t,2,4.5)'")
+    ffmpeg("-f", "lavfi", "-i", "color=c=0x336699:s=360x640:r=25:d=5", "-vf", draw, "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", str(clip))
+    result = rapid.analyze(decode(clip, {TEXT_FRAMES}, False), {})
+    interval = 1 / TEXT_FRAMES.fps
+    # PP-OCR sometimes drops a wide gap between words: compare letters exactly, spaces aside
+    by_text = {e.text.replace(" ", ""): e for e in result.events}
+    assert set(by_text) == {"SALE50OFF", "Followformore"}, result.events
+    assert all(character_error_rate(e.text, truth) <= 0.1 for e, truth in
+               zip(sorted(result.events, key=lambda e: e.box[1]), ["SALE 50 OFF", "Follow for more"]))
+    sale, follow = by_text["SALE50OFF"], by_text["Followformore"]
+    assert abs(sale.start - 1.0) <= interval and abs(sale.end - 3.0) <= interval
+    assert abs(follow.start - 2.0) <= interval and abs(follow.end - 4.5) <= interval
+    assert 0.25 < sale.box[1] < 0.40 and not sale.under_bottom_caption and not sale.under_right_buttons
+    assert follow.under_bottom_caption and follow.box[1] > 0.8
+    assert result.safe_zone_violations == 1
+
+
+def test_missing_tesseract_binary_is_unavailable_not_empty():
+    with pytest.raises(AnalyzerUnavailable, match="not found"):
+        TextOverlay({"engine": "tesseract", "tesseract_cmd": "no-such-tesseract"}).load("cpu")
