@@ -1,0 +1,404 @@
+"""Video-LLM description of the whole video: LLaVA-NeXT-Video looks at 8 evenly spread frames and writes JSON.
+
+The model is asked for one JSON object (`VideoDescription`). Models wrap JSON in prose or code fences, and
+sometimes break it, so parsing is tolerant (`parse_description`), and invalid output gets exactly one repair
+generation that sees the broken text and the error (`describe`). If that fails too, the raw text is kept and
+`parse_status` says "failed": the report never contains a description the model did not write.
+
+The parser and the repair loop are pure functions of a `generate_fn`, so they are tested without a model.
+
+Frames: 8, as the replaced system used (the 7B model was trained with up to 32, and every frame costs 144
+prompt tokens after pooling). The count is a class-level need read by the ingress before any instance exists,
+so changing it means a subclass or an edit here, not a setting. Vertical social video is padded to a square
+(LLaVA's "pad" mode) instead of centre-cropped, so captions at the top and bottom of the screen stay visible.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field, field_validator
+
+from analyzers.base import Analyzer, AnalyzerUnavailable, FrameSpec, Needs
+
+LLAVA_FRAMES = FrameSpec(count=8, max_side=336)
+CLIP_MEAN_RGB = (122, 116, 104)  # padding colour: the vision tower's input mean, so the pad reads as "nothing"
+
+
+class VideoDescription(BaseModel):
+    summary: str = Field(..., min_length=1, description="Two or three sentences on what happens.")
+    setting: str = ""
+    people_and_actions: list[str] = Field(default_factory=list)
+    objects_and_products: list[str] = Field(default_factory=list)
+    on_screen_text: list[str] = Field(default_factory=list)
+    mood: str = ""
+    hook: str = Field("", description="What happens in the first seconds to hold the viewer.")
+    call_to_action: str | None = None
+    topics: list[str] = Field(default_factory=list)
+    hashtags: list[str] = Field(default_factory=list)
+
+    @field_validator("people_and_actions", "objects_and_products", "on_screen_text", "topics", "hashtags", mode="before")
+    @classmethod
+    def _listify(cls, value):  # a lone string or null where a list belongs is the model's shorthand, not an error
+        if value is None:
+            return []
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("setting", "mood", "hook", mode="before")
+    @classmethod
+    def _null_to_empty(cls, value):
+        return "" if value is None else value
+
+
+DESCRIPTION_KEYS = tuple(VideoDescription.model_fields)
+JSON_SHAPE = (
+    '{"summary": "2-3 sentences on what happens", "setting": "where it takes place", '
+    '"people_and_actions": ["who is visible and what they do"], "objects_and_products": ["notable objects, products, brands"], '
+    '"on_screen_text": ["captions or overlay text you can read"], "mood": "overall tone", '
+    '"hook": "what happens in the first seconds", "call_to_action": "what viewers are asked to do, or null", '
+    '"topics": ["main topics"], "hashtags": ["#fitting", "#hashtags"]}'
+)
+
+
+def describe_instruction(frame_count: int) -> str:
+    return (
+        f"These are {frame_count} frames sampled evenly from a short social media video. "
+        f"Describe the video as one JSON object with exactly these keys:\n{JSON_SHAPE}\n"
+        "Use empty lists when nothing applies and do not invent text you cannot read. Reply with the JSON only."
+    )
+
+
+def repair_instruction(broken: str, error: str) -> str:
+    return (
+        f"The text below should be one JSON object with the keys {', '.join(DESCRIPTION_KEYS)}, but it is invalid: "
+        f"{error}\nRewrite it as one valid JSON object with those keys, keeping its content. Reply with the JSON only.\n\n"
+        f"Text:\n{broken[:4000]}"
+    )
+
+
+class DescriptionParseError(ValueError):
+    """The generated text holds no JSON object that validates as a VideoDescription."""
+
+
+def extract_json_object(text: str) -> dict:
+    """The first JSON object in `text`, ignoring prose and ``` fences around it."""
+    decoder = json.JSONDecoder()
+    first_error: str | None = None
+    start = text.find("{")
+    while start != -1:
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except json.JSONDecodeError as exc:
+            first_error = first_error or f"{exc.msg} at character {exc.pos}"
+        else:
+            if isinstance(value, dict):
+                return value
+        start = text.find("{", start + 1)
+    raise DescriptionParseError(f"invalid JSON: {first_error}" if first_error else "no JSON object in the text")
+
+
+def parse_description(text: str) -> VideoDescription:
+    data = extract_json_object(text)
+    try:
+        return VideoDescription.model_validate(data)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        raise DescriptionParseError(f"JSON does not match the schema: {problems}") from None
+
+
+@dataclass
+class Generation:
+    text: str
+    prompt_tokens: int
+    generated_tokens: int
+    preprocess_seconds: float = 0.0
+    generate_seconds: float = 0.0
+
+
+GenerateFn = Callable[[str, bool], Generation]  # (instruction, with_video) -> Generation
+
+
+@dataclass
+class DescribeOutcome:
+    description: VideoDescription | None
+    status: Literal["ok", "repaired", "failed"]
+    error: str | None
+    generations: list[Generation] = field(default_factory=list)
+
+
+def describe(generate_fn: GenerateFn, frame_count: int) -> DescribeOutcome:
+    """Ask for the description; on invalid output ask once to repair it (text only: fixing syntax needs no pixels)."""
+    first = generate_fn(describe_instruction(frame_count), True)
+    try:
+        return DescribeOutcome(parse_description(first.text), "ok", None, [first])
+    except DescriptionParseError as exc:
+        error = str(exc)
+    second = generate_fn(repair_instruction(first.text, error), False)
+    try:
+        return DescribeOutcome(parse_description(second.text), "repaired", None, [first, second])
+    except DescriptionParseError as exc:
+        return DescribeOutcome(None, "failed", f"{error}; after repair: {exc}", [first, second])
+
+
+class VideoLlavaResult(BaseModel):
+    description: VideoDescription | None = Field(..., description="None when parse_status is 'failed'.")
+    parse_status: Literal["ok", "repaired", "failed"]
+    parse_error: str | None = None
+    raw_text: str = Field(..., description="What the model wrote for the description prompt, verbatim.")
+    repair_raw_text: str | None = Field(None, description="What it wrote when asked to repair invalid JSON.")
+    frames_used: list[float] = Field(..., description="Timestamps (s) of the frames the model saw.")
+    attempts: int
+    prompt_tokens: int = Field(..., description="Summed over attempts.")
+    generated_tokens: int = Field(..., description="Summed over attempts.")
+    preprocess_seconds: float
+    generate_seconds: float
+    model: str
+
+
+class Answer(BaseModel):
+    question: str
+    answer: str
+    frames_used: list[float]
+    prompt_tokens: int
+    generated_tokens: int
+    preprocess_seconds: float
+    generate_seconds: float
+    model: str
+
+
+class VideoLlavaSettings(BaseModel):
+    model: str = Field("llava-hf/LLaVA-NeXT-Video-7B-hf", description="Hub name or local directory of the checkpoint.")
+    precision: Literal["nf4", "bf16", "fp16", "fp32"] = Field(
+        "nf4", description="nf4: 4-bit bitsandbytes, double quant, fp16 compute on GPU (bf16 on CPU, where it is slow)."
+    )
+    max_new_tokens: int = Field(300, ge=1, le=4096)
+    min_new_tokens: int = Field(0, ge=0, description="Forces output length; for benchmarks only.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 means greedy decoding.")
+    cache_implementation: Literal["static"] | None = Field(
+        None, description="'static' lets transformers compile the decode step on GPU (needs warmup)."
+    )
+    attn_implementation: str | None = Field("sdpa", description="e.g. 'sdpa', 'eager', 'flash_attention_2'.")
+    frame_fit: Literal["pad", "crop"] = Field("pad", description="pad: whole frame letterboxed; crop: processor's centre crop.")
+    warmup: bool = Field(False, description="Generate once on a dummy video in load(), so no request pays for warm-up/compile.")
+    warmup_tokens: int = Field(8, ge=1, description="Decode steps of the warm-up generation.")
+    local_files_only: bool = Field(False, description="True on machines that cannot reach the model hub.")
+
+    @field_validator("min_new_tokens")
+    @classmethod
+    def _min_below_max(cls, value, info):
+        if value > info.data.get("max_new_tokens", value):
+            raise ValueError("min_new_tokens cannot exceed max_new_tokens")
+        return value
+
+
+def pad_to_square(frames: np.ndarray, fill=CLIP_MEAN_RGB) -> np.ndarray:
+    n, h, w, _ = frames.shape
+    side = max(h, w)
+    if h == w:
+        return frames
+    out = np.empty((n, side, side, 3), dtype=np.uint8)
+    out[:] = np.asarray(fill, dtype=np.uint8)
+    top, left = (side - h) // 2, (side - w) // 2
+    out[:, top : top + h, left : left + w] = frames
+    return out
+
+
+def locate_checkpoint(model: str, local_files_only: bool) -> str:
+    """The path or hub name to load, or AnalyzerUnavailable when the weights cannot be there."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise AnalyzerUnavailable(f"{path} is not a model checkpoint (no config.json)")
+        return str(path)
+    if model.startswith((".", "/", "~")) or model.count("/") != 1:
+        raise AnalyzerUnavailable(f"model directory {model} does not exist")
+    if local_files_only:
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
+            raise AnalyzerUnavailable(
+                f"weights for {model} not found locally: this machine cannot reach the model hub "
+                f"(local_files_only is set); download them where the hub is reachable (`hf download {model}`) and "
+                "copy the Hugging Face cache here, or set `model` to a local checkpoint directory"
+            )
+    return model
+
+
+class VideoLlava(Analyzer):
+    name = "video_llava"
+    needs = Needs(frames=LLAVA_FRAMES)
+    Result = VideoLlavaResult
+    Settings = VideoLlavaSettings
+
+    def __init__(self, settings=None) -> None:
+        super().__init__(settings)
+        self._model = None
+        self._processor = None
+        self._compute_dtype = None
+        self._lock = threading.Lock()  # one generate at a time per replica: the model and its static cache are shared
+
+    @property
+    def model_in_use(self) -> str | None:
+        return f"{self.settings.model} ({self.settings.precision}, {self.device})" if self._model is not None else None
+
+    @property
+    def processor(self):
+        """The loaded LlavaNextVideoProcessor (tokenizer, chat template, video processor)."""
+        return self._processor
+
+    def load(self, device: str) -> None:
+        super().load(device)
+        s = self.settings
+        source = locate_checkpoint(s.model, s.local_files_only)
+        try:
+            import torch
+            from transformers import LlavaNextVideoForConditionalGeneration, LlavaNextVideoProcessor
+        except ImportError as exc:
+            raise AnalyzerUnavailable(f"video_llava needs torch, torchvision and transformers: {exc}") from exc
+
+        on_gpu = device.startswith("cuda")
+        kwargs: dict = {"local_files_only": s.local_files_only, "device_map": {"": device}}
+        if s.attn_implementation:
+            kwargs["attn_implementation"] = s.attn_implementation
+        if s.precision == "nf4":
+            try:
+                import bitsandbytes  # noqa: F401
+                from transformers import BitsAndBytesConfig
+            except ImportError as exc:
+                raise AnalyzerUnavailable(f"precision nf4 needs bitsandbytes ({exc}); install it or use bf16") from exc
+            # fp16 compute on GPU as the replaced system ran it; CPU kernels have no fast fp16 path
+            self._compute_dtype = torch.float16 if on_gpu else torch.bfloat16
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=self._compute_dtype,
+            )
+        else:
+            self._compute_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[s.precision]
+        kwargs["dtype"] = self._compute_dtype
+        try:
+            self._processor = LlavaNextVideoProcessor.from_pretrained(source, local_files_only=s.local_files_only)
+            self._model = LlavaNextVideoForConditionalGeneration.from_pretrained(source, **kwargs).eval()
+        except OSError as exc:  # missing files, or the hub unreachable when downloads are allowed
+            raise AnalyzerUnavailable(f"could not load {s.model}: {str(exc).strip().splitlines()[0][:300]}") from exc
+        if s.warmup:
+            dummy = np.full((LLAVA_FRAMES.count, 336, 336, 3), 128, dtype=np.uint8)
+            self.generate(dummy, describe_instruction(len(dummy)), True, stop_after=s.warmup_tokens)
+
+    def build_prompt(self, instruction: str, with_video: bool) -> str:
+        content = ([{"type": "video"}] if with_video else []) + [{"type": "text", "text": instruction}]
+        if getattr(self._processor, "chat_template", None):
+            return self._processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+        return f"USER: {'<video>' + chr(10) if with_video else ''}{instruction} ASSISTANT:"  # the checkpoint's format
+
+    def prepare_frames(self, frames: np.ndarray) -> np.ndarray:
+        return pad_to_square(frames) if self.settings.frame_fit == "pad" else frames
+
+    def generate(self, frames: np.ndarray, instruction: str, with_video: bool, stop_after: int | None = None) -> Generation:
+        """One generation; `stop_after` ends it early without changing the cache size (used by warm-up)."""
+        import torch
+
+        if self._model is None:
+            raise AnalyzerUnavailable("video_llava model is not loaded")
+        s = self.settings
+        started = time.perf_counter()
+        inputs = self._processor(
+            text=self.build_prompt(instruction, with_video),
+            videos=[self.prepare_frames(frames)] if with_video else None,
+            return_tensors="pt",
+        ).to(self.device)
+        if "pixel_values_videos" in inputs:
+            inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self._compute_dtype)
+        prompt_tokens = int(inputs["input_ids"].shape[1])
+        kwargs = {
+            "max_new_tokens": s.max_new_tokens,
+            "do_sample": s.temperature > 0,
+            "pad_token_id": self._processor.tokenizer.pad_token_id,
+        }
+        if s.min_new_tokens:
+            kwargs["min_new_tokens"] = s.min_new_tokens
+        if s.temperature > 0:
+            kwargs["temperature"] = s.temperature
+        if s.cache_implementation:
+            kwargs["cache_implementation"] = s.cache_implementation
+        if stop_after:
+            kwargs["stopping_criteria"] = _stop_after(prompt_tokens + stop_after)
+        prepared = time.perf_counter()
+        with self._lock, torch.inference_mode():
+            output = self._model.generate(**inputs, **kwargs)
+        new_tokens = output[0, prompt_tokens:]
+        text = self._processor.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+        finished = time.perf_counter()  # decode() moved the tokens to the CPU, so the GPU work is done
+        return Generation(text, prompt_tokens, int(new_tokens.shape[0]), prepared - started, finished - prepared)
+
+    def analyze(self, media, upstream: Mapping[str, BaseModel]) -> VideoLlavaResult:
+        frame_set = media.frames(self.needs.frames)
+        frames, timestamps = frame_set.frames, frame_set.timestamps
+        try:
+            outcome = describe(lambda text, with_video: self.generate(frames, text, with_video), len(frames))
+        finally:
+            self._release_gpu_cache()
+        gens = outcome.generations
+        return VideoLlavaResult(
+            description=outcome.description,
+            parse_status=outcome.status,
+            parse_error=outcome.error,
+            raw_text=gens[0].text,
+            repair_raw_text=gens[1].text if len(gens) > 1 else None,
+            frames_used=[round(float(t), 3) for t in timestamps],
+            attempts=len(gens),
+            prompt_tokens=sum(g.prompt_tokens for g in gens),
+            generated_tokens=sum(g.generated_tokens for g in gens),
+            preprocess_seconds=round(sum(g.preprocess_seconds for g in gens), 4),
+            generate_seconds=round(sum(g.generate_seconds for g in gens), 4),
+            model=self.model_in_use or self.settings.model,
+        )
+
+    def ask(self, media, question: str) -> Answer:
+        """Free question about the video, answered by the same model from the same 8 frames."""
+        question = question.strip()
+        if not question or len(question) > 2000:
+            raise ValueError("the question must be 1 to 2000 characters")
+        frame_set = media.frames(self.needs.frames)
+        try:
+            gen = self.generate(frame_set.frames, question, True)
+        finally:
+            self._release_gpu_cache()
+        return Answer(
+            question=question,
+            answer=gen.text,
+            frames_used=[round(float(t), 3) for t in frame_set.timestamps],
+            prompt_tokens=gen.prompt_tokens,
+            generated_tokens=gen.generated_tokens,
+            preprocess_seconds=round(gen.preprocess_seconds, 4),
+            generate_seconds=round(gen.generate_seconds, 4),
+            model=self.model_in_use or self.settings.model,
+        )
+
+    def _release_gpu_cache(self) -> None:
+        # the GPU is shared with other groups: give back activation memory between requests
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+def _stop_after(total_length: int):
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopAtLength(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            import torch
+
+            done = input_ids.shape[1] >= total_length
+            return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([StopAtLength()])

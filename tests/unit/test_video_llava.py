@@ -1,0 +1,236 @@
+"""video_llava: frame sampling, the JSON parser and repair loop, and the real load/generate path on a tiny random model.
+
+The tiny model (tests/tiny_llava.py) has random weights, so its text is noise: tests check the machinery (prompt,
+video tokens, determinism, forced lengths, the "failed" path keeping raw text), never the words.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from analyzers.base import AnalyzerUnavailable
+from analyzers.media import decode
+from analyzers.video_llava import (
+    DESCRIPTION_KEYS,
+    LLAVA_FRAMES,
+    CLIP_MEAN_RGB,
+    DescriptionParseError,
+    Generation,
+    VideoLlava,
+    VideoLlavaResult,
+    describe,
+    pad_to_square,
+    parse_description,
+)
+from tests.synth import solid_clip
+from tests.tiny_llava import TINY_FRAME_SIZE, TINY_PATCH, build_tiny_llava
+
+GOOD = (
+    '{"summary": "A person pours syrup on pancakes.", "setting": "kitchen", "people_and_actions": ["a cook pours syrup"], '
+    '"objects_and_products": ["pancakes", "syrup"], "on_screen_text": ["Sunday brunch"], "mood": "cosy", '
+    '"hook": "close-up of a pancake stack", "call_to_action": null, "topics": ["food"], "hashtags": ["#brunch"]}'
+)
+
+
+# ---------- parser: (text, expected summary or None for a parse error) ----------
+@dataclass(frozen=True)
+class ParseCase:
+    name: str
+    text: str
+    summary: str | None
+    error_contains: str = ""
+
+
+PARSE_CASES = [
+    ParseCase("bare", GOOD, "A person pours syrup on pancakes."),
+    ParseCase("fenced", f"```json\n{GOOD}\n```", "A person pours syrup on pancakes."),
+    ParseCase("prose around", f"Sure! Here is the JSON:\n{GOOD}\nHope this helps {{not json}}", "A person pours syrup on pancakes."),
+    ParseCase("brace in string", '{"summary": "a sign reads {OPEN}", "topics": "signs"}', "a sign reads {OPEN}"),
+    ParseCase("stray brace first", 'Keys {summary...}: {"summary": "ok"}', "ok"),
+    ParseCase("trailing comma", '{"summary": "x", "mood": "calm",}', None, "invalid JSON"),
+    ParseCase("truncated", '{"summary": "A man rides a bike thro', None, "invalid JSON"),
+    ParseCase("no json", "The video shows a bike ride.", None, "no JSON object"),
+    ParseCase("missing summary", '{"setting": "park"}', None, "summary"),
+    ParseCase("wrong type", '{"summary": "x", "hashtags": {"a": 1}}', None, "hashtags"),
+    ParseCase("array not object", '["summary", "x"]', None, "no JSON object"),
+]
+
+
+@pytest.mark.parametrize("case", PARSE_CASES, ids=lambda c: c.name)
+def test_parse_description(case: ParseCase):
+    if case.summary is None:
+        with pytest.raises(DescriptionParseError, match=case.error_contains):
+            parse_description(case.text)
+    else:
+        assert parse_description(case.text).summary == case.summary
+
+
+def test_parse_normalises_shorthand():
+    d = parse_description('{"summary": "x", "topics": "cooking", "hashtags": null, "mood": null}')
+    assert d.topics == ["cooking"] and d.hashtags == [] and d.mood == "" and d.call_to_action is None
+    full = parse_description(GOOD)
+    assert full.on_screen_text == ["Sunday brunch"] and full.objects_and_products == ["pancakes", "syrup"]
+
+
+# ---------- describe loop with a generate function injected at the seam ----------
+class ScriptedGenerate:
+    def __init__(self, *texts: str):
+        self.texts = list(texts)
+        self.calls: list[tuple[str, bool]] = []
+
+    def __call__(self, instruction: str, with_video: bool) -> Generation:
+        self.calls.append((instruction, with_video))
+        return Generation(self.texts.pop(0), prompt_tokens=100, generated_tokens=10)
+
+
+def test_describe_ok_first_time():
+    gen = ScriptedGenerate(f"```json\n{GOOD}\n```")
+    outcome = describe(gen, frame_count=8)
+    assert outcome.status == "ok" and outcome.description.setting == "kitchen"
+    assert len(gen.calls) == 1 and gen.calls[0][1] is True
+    assert "8 frames" in gen.calls[0][0] and all(key in gen.calls[0][0] for key in DESCRIPTION_KEYS)
+
+
+def test_describe_repairs_once_with_the_broken_text_and_error():
+    broken = '{"summary": "A dog runs", "mood": "happy",}'
+    gen = ScriptedGenerate(broken, '{"summary": "A dog runs", "mood": "happy"}')
+    outcome = describe(gen, frame_count=8)
+    assert outcome.status == "repaired" and outcome.description.mood == "happy"
+    repair_prompt, with_video = gen.calls[1]
+    assert with_video is False and broken in repair_prompt and "invalid JSON" in repair_prompt
+    assert len(outcome.generations) == 2
+
+
+def test_describe_gives_up_after_one_repair_and_keeps_both_texts():
+    gen = ScriptedGenerate("no json here", "still {not json")
+    outcome = describe(gen, frame_count=8)
+    assert outcome.status == "failed" and outcome.description is None
+    assert [g.text for g in outcome.generations] == ["no json here", "still {not json"]
+    assert "no JSON object" in outcome.error and "after repair: invalid JSON" in outcome.error
+    assert len(gen.calls) == 2
+
+
+# ---------- frames ----------
+COLOURS = {"red": (255, 0, 0), "lime": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0),
+           "cyan": (0, 255, 255), "magenta": (255, 0, 255), "white": (255, 255, 255), "black": (0, 0, 0)}
+
+
+@pytest.fixture(scope="module")
+def eight_colour_clip(tmp_path_factory):
+    """Vertical 360x640, 25 fps: eight 12-frame shots of known colours, so frame k of 8 must come from shot k."""
+    path = tmp_path_factory.mktemp("llava_media") / "eight.mp4"
+    return solid_clip(path, list(COLOURS), seconds_each=0.48, size="360x640", fps=25)
+
+
+@pytest.fixture(scope="module")
+def media(eight_colour_clip):
+    return decode(eight_colour_clip, {LLAVA_FRAMES}, want_audio=False)
+
+
+def test_eight_frames_evenly_spread_with_timestamps(media):
+    fs = media.frames(LLAVA_FRAMES)
+    assert fs.frames.shape == (8, 336, 189, 3)  # longest side 336, aspect kept
+    expected_idx = ((np.arange(8) + 0.5) * 96 / 8).astype(int)  # centre of each eighth of 96 frames
+    assert fs.indices.tolist() == expected_idx.tolist()
+    assert np.allclose(fs.timestamps, expected_idx / 25.0, atol=1e-3)
+    for frame, rgb in zip(fs.frames, COLOURS.values()):  # each sample lands in its own shot
+        assert np.abs(frame.reshape(-1, 3).mean(axis=0) - rgb).max() < 30
+
+
+def test_pad_to_square_keeps_the_whole_frame_centred(media):
+    frames = media.frames(LLAVA_FRAMES).frames
+    square = pad_to_square(frames)
+    assert square.shape == (8, 336, 336, 3)
+    left = (336 - 189) // 2
+    assert np.array_equal(square[:, :, left : left + 189], frames)
+    assert (square[:, :, :left] == CLIP_MEAN_RGB).all() and (square[:, :, left + 189 :] == CLIP_MEAN_RGB).all()
+
+
+# ---------- loading ----------
+def test_missing_model_dir_is_unavailable(tmp_path):
+    with pytest.raises(AnalyzerUnavailable, match="does not exist"):
+        VideoLlava({"model": str(tmp_path / "nope"), "precision": "fp32"}).load("cpu")
+    with pytest.raises(AnalyzerUnavailable, match="no config.json"):
+        VideoLlava({"model": str(tmp_path), "precision": "fp32"}).load("cpu")
+
+
+def test_hub_model_not_cached_is_unavailable_offline():
+    analyzer = VideoLlava({"model": "llava-hf/LLaVA-NeXT-Video-7B-hf", "local_files_only": True})
+    with pytest.raises(AnalyzerUnavailable, match="not found locally: this machine cannot reach the model hub"):
+        analyzer.load("cpu")
+    assert analyzer.model_in_use is None
+
+
+def test_settings_reject_min_above_max():
+    with pytest.raises(ValueError):
+        VideoLlava({"max_new_tokens": 10, "min_new_tokens": 20})
+
+
+def test_module_import_pulls_no_model_library():
+    code = "import sys, analyzers.video_llava; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# ---------- the real code path on a tiny random LLaVA-NeXT-Video ----------
+@pytest.fixture(scope="session")
+def tiny_llava_dir(tmp_path_factory):
+    return build_tiny_llava(tmp_path_factory.mktemp("tiny_llava"))
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_llava_dir):
+    analyzer = VideoLlava({"model": str(tiny_llava_dir), "precision": "fp32", "max_new_tokens": 24, "local_files_only": True})
+    analyzer.load("cpu")
+    return analyzer
+
+
+def test_prompt_carries_the_video_tokens(tiny, media):
+    prompt = tiny.build_prompt("What happens?", with_video=True)
+    assert prompt.startswith("USER: <video>\n") and prompt.rstrip().endswith("ASSISTANT:")
+    frames = tiny.prepare_frames(media.frames(LLAVA_FRAMES).frames)
+    inputs = tiny.processor(text=prompt, videos=[frames], return_tensors="pt")
+    per_frame = (TINY_FRAME_SIZE // TINY_PATCH) ** 2 // 4  # patches after the stride-2 spatial pooling
+    assert int((inputs["input_ids"] == tiny.processor.video_token_id).sum()) == 8 * per_frame
+    assert tuple(inputs["pixel_values_videos"].shape) == (1, 8, 3, TINY_FRAME_SIZE, TINY_FRAME_SIZE)
+    assert "<video>" not in tiny.build_prompt("What happens?", with_video=False)
+
+
+def test_end_to_end_random_weights_fail_to_parse_and_keep_raw_text(tiny, media):
+    result = tiny.analyze(media, {})
+    assert isinstance(result, VideoLlavaResult)
+    assert result.parse_status == "failed" and result.description is None and result.attempts == 2
+    assert result.raw_text and result.repair_raw_text is not None
+    assert result.frames_used == [round(t, 3) for t in media.frames(LLAVA_FRAMES).timestamps.tolist()]
+    assert 0 < result.generated_tokens <= 2 * 24
+    assert result.prompt_tokens > 8 * 16 and result.generate_seconds > 0 and result.preprocess_seconds > 0
+    assert result.model == f"{tiny.settings.model} (fp32, cpu)"
+    # greedy decoding: the same request writes the same text
+    assert tiny.analyze(media, {}).raw_text == result.raw_text
+
+
+def test_ask_answers_from_the_same_frames(tiny, media):
+    answer = tiny.ask(media, "  What colour is the last shot?  ")
+    assert answer.question == "What colour is the last shot?"
+    assert answer.answer and answer.generated_tokens > 0 and len(answer.frames_used) == 8
+    with pytest.raises(ValueError):
+        tiny.ask(media, "   ")
+
+
+def test_min_new_tokens_forces_length_and_static_cache_matches_dynamic(tiny_llava_dir, media):
+    common = {"model": str(tiny_llava_dir), "precision": "fp32", "max_new_tokens": 16, "min_new_tokens": 16,
+              "local_files_only": True}
+    frames = media.frames(LLAVA_FRAMES).frames
+    dynamic = VideoLlava(common)
+    dynamic.load("cpu")
+    static = VideoLlava({**common, "cache_implementation": "static", "warmup": True})
+    static.load("cpu")
+    a = dynamic.generate(frames, "Describe the video.", True)
+    b = static.generate(frames, "Describe the video.", True)
+    assert a.generated_tokens == b.generated_tokens == 16
+    assert a.text == b.text
