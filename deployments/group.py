@@ -1,0 +1,143 @@
+"""AnalyzerGroup: one Serve deployment hosting the analyzers of one group.
+
+Each replica loads its analyzers' models once, at start. A call runs the requested analyzers on the
+media it is handed (object references, resolved here, zero-copy), each one timed and isolated: an
+exception becomes that analyzer's `error`, a missing model its `unavailable`, and the others still run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from analyzers.base import Analyzer, AnalyzerStatus, AnalyzerUnavailable, pick_device
+from analyzers.media import MediaBundle
+from analyzers.registry import analyzer_class
+from deployments.schema import AnalyzerOutcome, GroupCall, MediaRefs
+
+logger = logging.getLogger("ray.serve")
+
+
+@dataclass
+class Slot:
+    """One analyzer in this replica and how its load went."""
+
+    name: str
+    analyzer: Analyzer | None
+    state: AnalyzerStatus  # ok (loaded), unavailable, error
+    reason: str | None
+    load_seconds: float
+    lock: asyncio.Lock
+
+
+def load_slot(name: str, settings: dict[str, Any] | None, device: str) -> Slot:
+    started = time.perf_counter()
+    try:
+        analyzer = analyzer_class(name)(settings)
+        analyzer.load(device)
+        return Slot(name, analyzer, AnalyzerStatus.ok, None, time.perf_counter() - started, asyncio.Lock())
+    except AnalyzerUnavailable as exc:
+        return Slot(name, None, AnalyzerStatus.unavailable, str(exc), time.perf_counter() - started, asyncio.Lock())
+    except Exception as exc:  # a broken model must not take the other analyzers of the group down
+        logger.exception("loading analyzer %s failed", name)
+        reason = f"model failed to load: {type(exc).__name__}: {str(exc)[:300]}"
+        return Slot(name, None, AnalyzerStatus.error, reason, time.perf_counter() - started, asyncio.Lock())
+
+
+class AnalyzerGroup:
+    def __init__(self, group: str, analyzers: list[str], settings: dict[str, dict[str, Any]], timeouts: dict[str, float]):
+        self.group = group
+        self.device = pick_device()
+        self.timeouts = timeouts
+        self.slots = {name: load_slot(name, settings.get(name), self.device) for name in analyzers}
+        self._fatal: str | None = None
+        for slot in self.slots.values():
+            logger.info("group %s: %s %s in %.1f s %s", group, slot.name, slot.state.value, slot.load_seconds, slot.reason or "")
+
+    async def run(self, call: GroupCall) -> dict[str, dict[str, Any]]:
+        """Run `call.analyzers` on the call's media; returns name -> AnalyzerOutcome as a dict."""
+        media = await self._resolve(call.media, call.analyzers)
+        outcomes: dict[str, dict[str, Any]] = {}
+        for name in call.analyzers:
+            outcome = await self._run_one(name, media, call.upstream)
+            outcomes[name] = outcome.model_dump(mode="json")
+        return outcomes
+
+    async def _resolve(self, refs: MediaRefs, names: list[str]) -> MediaBundle:
+        """Fetch only the frame sets and audio that these analyzers need (ObjectRefs are awaitable)."""
+        bundle = MediaBundle(metadata=refs.metadata)
+        wanted_specs = {self.slots[n].analyzer.needs.frames for n in names if n in self.slots and self.slots[n].analyzer}
+        for spec in wanted_specs:
+            if spec is not None and spec.key in refs.frame_refs:
+                bundle.frame_sets[spec] = await refs.frame_refs[spec.key]
+        wants_audio = any(self.slots[n].analyzer.needs.audio for n in names if n in self.slots and self.slots[n].analyzer)
+        if wants_audio and refs.audio_ref is not None:
+            bundle.audio = await refs.audio_ref
+        return bundle
+
+    async def _run_one(self, name: str, media: MediaBundle, upstream: dict[str, dict[str, Any]]) -> AnalyzerOutcome:
+        slot = self.slots.get(name)
+        if slot is None:
+            return AnalyzerOutcome(status=AnalyzerStatus.error, error=f"{name} is not hosted by group {self.group}", group=self.group)
+        if slot.analyzer is None:
+            return AnalyzerOutcome(status=slot.state, error=slot.reason, group=self.group)
+        analyzer = slot.analyzer
+        try:
+            typed_upstream = _typed_upstream(analyzer, upstream)
+        except Exception as exc:
+            return AnalyzerOutcome(status=AnalyzerStatus.error, error=f"bad upstream result: {exc}", group=self.group)
+        started = time.perf_counter()
+        try:
+            # One request at a time per model: most model objects are not thread-safe.
+            async with slot.lock:
+                result: BaseModel = await asyncio.wait_for(
+                    asyncio.to_thread(analyzer.analyze, media, typed_upstream), timeout=self.timeouts.get(name)
+                )
+            status, payload, error = AnalyzerStatus.ok, result.model_dump(mode="json"), None
+        except AnalyzerUnavailable as exc:
+            status, payload, error = AnalyzerStatus.unavailable, None, str(exc)
+        except asyncio.TimeoutError:
+            status, payload, error = AnalyzerStatus.error, None, f"timed out after {self.timeouts.get(name)} s"
+        except Exception as exc:
+            logger.exception("analyzer %s failed", name)
+            status, payload, error = AnalyzerStatus.error, None, f"{type(exc).__name__}: {str(exc)[:300]}"
+            if _is_fatal(exc):
+                self._fatal = f"{name}: {error}"
+        return AnalyzerOutcome(
+            status=status, seconds=round(time.perf_counter() - started, 4), result=payload, error=error,
+            model=analyzer.model_in_use, group=self.group,
+        )
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """Model state per analyzer, for GET /analyzers and /health."""
+        return {
+            name: {
+                "state": slot.state.value,
+                "reason": slot.reason,
+                "model": slot.analyzer.model_in_use if slot.analyzer else None,
+                "load_seconds": round(slot.load_seconds, 3),
+                "device": self.device,
+            }
+            for name, slot in self.slots.items()
+        }
+
+    def check_health(self) -> None:
+        """Serve calls this periodically; raising makes Serve replace the replica (e.g. after a CUDA fault)."""
+        if self._fatal:
+            raise RuntimeError(f"replica of {self.group} is unusable: {self._fatal}")
+
+
+def _typed_upstream(analyzer: Analyzer, upstream: dict[str, dict[str, Any]]) -> dict[str, BaseModel]:
+    wanted = (*analyzer.needs.upstream, *analyzer.needs.optional_upstream)
+    return {name: analyzer_class(name).Result.model_validate(upstream[name]) for name in wanted if name in upstream}
+
+
+def _is_fatal(exc: BaseException) -> bool:
+    """Errors after which a replica's models cannot be trusted (CUDA faults); ordinary bugs are not fatal."""
+    text = f"{type(exc).__name__} {exc}"
+    return "CUDA error" in text or "cudaError" in text or "device-side assert" in text

@@ -1,0 +1,81 @@
+"""Start a private local Ray on 127.0.0.1 and deploy a serve config file to it.
+
+Private means: its own temp dir, bound to loopback, shut down by its own handle (never `ray stop`, which
+would end every Ray on the machine). Token authentication: this cluster listens on 127.0.0.1 only, so the
+embedded default sets RAY_AUTH_MODE=disabled explicitly (Ray 2.60 would otherwise turn token auth on and
+write ~/.ray/auth_token); a multi-node cluster uses token mode (see cluster/).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LOOPBACK = "127.0.0.1"
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a serve config file; relative paths in the ingress args are taken from the config's own folder."""
+    path = Path(path).resolve()
+    config = yaml.safe_load(path.read_text())
+    for app in config.get("applications", []):
+        ingress = app.setdefault("args", {}).setdefault("ingress", {})
+        for key in ("media_root", "data_dir"):
+            if ingress.get(key) and not Path(ingress[key]).is_absolute():
+                ingress[key] = str((path.parent / ingress[key]).resolve())
+    return config
+
+
+def start_local_ray(num_cpus: float | None = None, num_gpus: float | None = None, dashboard: bool = True,
+                    object_store_bytes: int | None = None, env_vars: dict[str, str] | None = None) -> str:
+    """Start a private Ray head on loopback; returns its temp dir. Idempotent within one process."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        return ""  # already connected in this process
+    temp_dir = tempfile.mkdtemp(prefix="rs-ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    ray.init(
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        _node_ip_address=LOOPBACK,
+        _temp_dir=temp_dir,
+        include_dashboard=dashboard,
+        dashboard_host=LOOPBACK,
+        object_store_memory=object_store_bytes,
+        runtime_env={"env_vars": {"RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"], **(env_vars or {})}},
+        logging_level="WARNING",
+    )
+    return temp_dir
+
+
+def config_env_vars(config: dict[str, Any]) -> dict[str, str]:
+    """The env_vars of the config's applications, so a Ray we start ourselves gives them to every replica."""
+    env: dict[str, str] = {}
+    for app in config.get("applications", []):
+        env.update({k: str(v) for k, v in (app.get("runtime_env") or {}).get("env_vars", {}).items()})
+    return env
+
+
+def deploy(config: dict[str, Any], blocking: bool = False) -> None:
+    """Deploy every application of a loaded serve config to the connected Ray (HTTP on the config's host/port)."""
+    from ray import serve
+
+    from graph import build_app
+
+    http = config.get("http_options", {})
+    serve.start(http_options={"host": http.get("host", LOOPBACK), "port": http.get("port", 8000)},
+                proxy_location=config.get("proxy_location", "HeadOnly"))
+    for app in config["applications"]:
+        serve.run(build_app(app.get("args", {})), name=app["name"], route_prefix=app.get("route_prefix", "/"),
+                  blocking=False)
+    if blocking:
+        import time
+
+        while True:
+            time.sleep(3600)

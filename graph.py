@@ -1,0 +1,154 @@
+"""Wiring: the one place that reads the configuration and joins the analysis library to the Ray layer.
+
+`build_app(args)` is a Serve application builder: `serve run serve_config.cpu.yaml` (or `serve deploy`)
+calls it with the `args` of the config file. Everything is validated here, before any replica starts:
+unknown analyzers, an analyzer in two groups, settings an analyzer does not accept, impossible resources.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from ray import serve
+from ray.serve import Application
+
+from analyzers.base import Needs
+from analyzers.registry import ANALYZER_NAMES, ENTRIES, analyzer_class, is_implemented
+from deployments.group import AnalyzerGroup
+from deployments.ingress import Ingress, IngressSettings
+from deployments.schema import AnalyzerInfo
+
+REPO = Path(__file__).resolve().parent
+
+
+class ActorOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    num_cpus: float = Field(0.25, ge=0, description="Fractional CPUs: a 2-core laptop must fit every replica.")
+    num_gpus: float = Field(0.0, ge=0, description="Fraction of a GPU; a scheduling label, each group bounds its own memory.")
+    memory: int | None = Field(None, gt=0, description="Bytes of RAM reserved for the replica.")
+    resources: dict[str, float] = Field(default_factory=dict, description="Custom resources, e.g. to pin a group to a node kind.")
+
+
+class GroupConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    analyzers: list[str] = Field(..., min_length=1)
+    num_replicas: int = Field(1, ge=1)
+    max_ongoing_requests: int = Field(4, ge=1, description="Concurrent group calls per replica.")
+    autoscaling_config: dict[str, Any] | None = Field(None, description="Serve autoscaling; replaces num_replicas.")
+    ray_actor_options: ActorOptions = Field(default_factory=ActorOptions)
+
+
+class IngressConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    media_root: Path | None = Field(None, description="Folder `video_path` requests may read; relative to the working directory.")
+    data_dir: Path = Field(Path("var/data"), description="Stored reports and the upload spool.")
+    max_upload_mb: float = Field(500, gt=0)
+    max_duration_seconds: float = Field(900, gt=0)
+    max_pixels: int = Field(7680 * 4320, gt=0)
+    max_concurrent_decodes: int = Field(2, ge=1)
+    group_timeout_seconds: float = Field(600, gt=0)
+    num_replicas: int = Field(1, ge=1)
+    max_ongoing_requests: int = Field(16, ge=1)
+    ray_actor_options: ActorOptions = Field(default_factory=ActorOptions)
+
+
+class AppConfig(BaseModel):
+    """The `args` of an application in serve_config*.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ingress: IngressConfig = Field(default_factory=IngressConfig)
+    groups: list[GroupConfig] = Field(..., min_length=1)
+    analyzers: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Settings per analyzer name.")
+    timeouts: dict[str, float] = Field(default_factory=dict, description="Seconds an analyzer may run per request.")
+
+    @field_validator("groups")
+    @classmethod
+    def _groups_are_sound(cls, groups: list[GroupConfig]) -> list[GroupConfig]:
+        seen: dict[str, str] = {}
+        names = [g.name for g in groups]
+        if len(set(names)) != len(names):
+            raise ValueError("group names must be unique")
+        for group in groups:
+            for name in group.analyzers:
+                if name not in ENTRIES:
+                    raise ValueError(f"group {group.name}: unknown analyzer {name!r}")
+                if name in seen:
+                    raise ValueError(f"analyzer {name!r} is in two groups: {seen[name]} and {group.name}")
+                seen[name] = group.name
+        return groups
+
+    @model_validator(mode="after")
+    def _settings_are_sound(self) -> AppConfig:
+        for name, settings in {**self.analyzers, **{n: {} for n in self.timeouts}}.items():
+            if name not in ENTRIES:
+                raise ValueError(f"settings given for unknown analyzer {name!r}")
+            if settings and is_implemented(name):
+                analyzer_class(name).Settings.model_validate(settings)  # raises on a bad option, at start
+        return self
+
+
+def analyzer_infos(config: AppConfig) -> list[AnalyzerInfo]:
+    group_of = {a: g.name for g in config.groups for a in g.analyzers}
+    infos = []
+    for name in ANALYZER_NAMES:
+        implemented = is_implemented(name)
+        cls = analyzer_class(name) if implemented else None
+        infos.append(
+            AnalyzerInfo(
+                name=name,
+                description=ENTRIES[name].description,
+                group=group_of.get(name),
+                implemented=implemented,
+                needs=cls.needs if cls else Needs(),
+                result_schema=cls.Result.model_json_schema() if cls else None,
+            )
+        )
+    return infos
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    config = AppConfig.model_validate(args)
+    ing = config.ingress
+    group_handles = {}
+    for group in config.groups:
+        hosted = [a for a in group.analyzers if is_implemented(a)]  # not-built ones are reported, never hosted
+        if not hosted:
+            continue
+        options: dict[str, Any] = dict(
+            name=group.name,
+            max_ongoing_requests=group.max_ongoing_requests,
+            ray_actor_options=group.ray_actor_options.model_dump(exclude_none=True),
+        )
+        if group.autoscaling_config:
+            options["autoscaling_config"] = group.autoscaling_config
+        else:
+            options["num_replicas"] = group.num_replicas
+        group_handles[group.name] = serve.deployment(AnalyzerGroup).options(**options).bind(
+            group.name,
+            hosted,
+            {a: config.analyzers.get(a, {}) for a in hosted},
+            {a: config.timeouts[a] for a in hosted if a in config.timeouts},
+        )
+    infos = analyzer_infos(config)
+    settings = IngressSettings(
+        media_root=ing.media_root.resolve() if ing.media_root else None,
+        data_dir=ing.data_dir.resolve(),
+        max_upload_bytes=int(ing.max_upload_mb * 1024 * 1024),
+        max_duration_seconds=ing.max_duration_seconds,
+        max_pixels=ing.max_pixels,
+        max_concurrent_decodes=ing.max_concurrent_decodes,
+        group_timeout_seconds=ing.group_timeout_seconds,
+    )
+    return serve.deployment(Ingress).options(
+        name="Ingress",
+        num_replicas=ing.num_replicas,
+        max_ongoing_requests=ing.max_ongoing_requests,
+        ray_actor_options=ing.ray_actor_options.model_dump(exclude_none=True),
+    ).bind(group_handles, [i.model_dump(mode="json") for i in infos], settings.model_dump(mode="json"))
