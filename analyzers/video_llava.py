@@ -1,11 +1,8 @@
 """Video-LLM description of the whole video: LLaVA-NeXT-Video looks at 8 evenly spread frames and writes JSON.
 
-The model is asked for one JSON object (`VideoDescription`). Models wrap JSON in prose or code fences, and
-sometimes break it, so parsing is tolerant (`parse_description`), and invalid output gets exactly one repair
-generation that sees the broken text and the error (`describe`). If that fails too, the raw text is kept and
-`parse_status` says "failed": the report never contains a description the model did not write.
-
-The parser and the repair loop are pure functions of a `generate_fn`, so they are tested without a model.
+The prompt, the tolerant JSON parser and the one-repair loop live in `analyzers/_video_description.py` as pure
+functions; this file loads the model and feeds them a `generate` function. When even the repaired text is not
+valid, the raw text is kept and `parse_status` says "failed".
 
 Frames: 8, as the replaced system used (the 7B model was trained with up to 32, and every frame costs 144
 prompt tokens after pooling). The count is a class-level need read by the ingress before any instance exists,
@@ -15,136 +12,28 @@ so changing it means a subclass or an edit here, not a setting. Vertical social 
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
+from analyzers._video_description import (  # noqa: F401  (re-exported: the parser is part of this analyzer's API)
+    DESCRIPTION_KEYS,
+    DescriptionParseError,
+    Generation,
+    VideoDescription,
+    describe,
+    describe_instruction,
+    parse_description,
+)
 from analyzers.base import Analyzer, AnalyzerUnavailable, FrameSpec, Needs
 
 LLAVA_FRAMES = FrameSpec(count=8, max_side=336)
 CLIP_MEAN_RGB = (122, 116, 104)  # padding colour: the vision tower's input mean, so the pad reads as "nothing"
-
-
-class VideoDescription(BaseModel):
-    summary: str = Field(..., min_length=1, description="Two or three sentences on what happens.")
-    setting: str = ""
-    people_and_actions: list[str] = Field(default_factory=list)
-    objects_and_products: list[str] = Field(default_factory=list)
-    on_screen_text: list[str] = Field(default_factory=list)
-    mood: str = ""
-    hook: str = Field("", description="What happens in the first seconds to hold the viewer.")
-    call_to_action: str | None = None
-    topics: list[str] = Field(default_factory=list)
-    hashtags: list[str] = Field(default_factory=list)
-
-    @field_validator("people_and_actions", "objects_and_products", "on_screen_text", "topics", "hashtags", mode="before")
-    @classmethod
-    def _listify(cls, value):  # a lone string or null where a list belongs is the model's shorthand, not an error
-        if value is None:
-            return []
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("setting", "mood", "hook", mode="before")
-    @classmethod
-    def _null_to_empty(cls, value):
-        return "" if value is None else value
-
-
-DESCRIPTION_KEYS = tuple(VideoDescription.model_fields)
-JSON_SHAPE = (
-    '{"summary": "2-3 sentences on what happens", "setting": "where it takes place", '
-    '"people_and_actions": ["who is visible and what they do"], "objects_and_products": ["notable objects, products, brands"], '
-    '"on_screen_text": ["captions or overlay text you can read"], "mood": "overall tone", '
-    '"hook": "what happens in the first seconds", "call_to_action": "what viewers are asked to do, or null", '
-    '"topics": ["main topics"], "hashtags": ["#fitting", "#hashtags"]}'
-)
-
-
-def describe_instruction(frame_count: int) -> str:
-    return (
-        f"These are {frame_count} frames sampled evenly from a short social media video. "
-        f"Describe the video as one JSON object with exactly these keys:\n{JSON_SHAPE}\n"
-        "Use empty lists when nothing applies and do not invent text you cannot read. Reply with the JSON only."
-    )
-
-
-def repair_instruction(broken: str, error: str) -> str:
-    return (
-        f"The text below should be one JSON object with the keys {', '.join(DESCRIPTION_KEYS)}, but it is invalid: "
-        f"{error}\nRewrite it as one valid JSON object with those keys, keeping its content. Reply with the JSON only.\n\n"
-        f"Text:\n{broken[:4000]}"
-    )
-
-
-class DescriptionParseError(ValueError):
-    """The generated text holds no JSON object that validates as a VideoDescription."""
-
-
-def extract_json_object(text: str) -> dict:
-    """The first JSON object in `text`, ignoring prose and ``` fences around it."""
-    decoder = json.JSONDecoder()
-    first_error: str | None = None
-    start = text.find("{")
-    while start != -1:
-        try:
-            value, _ = decoder.raw_decode(text, start)
-        except json.JSONDecodeError as exc:
-            first_error = first_error or f"{exc.msg} at character {exc.pos}"
-        else:
-            if isinstance(value, dict):
-                return value
-        start = text.find("{", start + 1)
-    raise DescriptionParseError(f"invalid JSON: {first_error}" if first_error else "no JSON object in the text")
-
-
-def parse_description(text: str) -> VideoDescription:
-    data = extract_json_object(text)
-    try:
-        return VideoDescription.model_validate(data)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise DescriptionParseError(f"JSON does not match the schema: {problems}") from None
-
-
-@dataclass
-class Generation:
-    text: str
-    prompt_tokens: int
-    generated_tokens: int
-    preprocess_seconds: float = 0.0
-    generate_seconds: float = 0.0
-
-
-GenerateFn = Callable[[str, bool], Generation]  # (instruction, with_video) -> Generation
-
-
-@dataclass
-class DescribeOutcome:
-    description: VideoDescription | None
-    status: Literal["ok", "repaired", "failed"]
-    error: str | None
-    generations: list[Generation] = field(default_factory=list)
-
-
-def describe(generate_fn: GenerateFn, frame_count: int) -> DescribeOutcome:
-    """Ask for the description; on invalid output ask once to repair it (text only: fixing syntax needs no pixels)."""
-    first = generate_fn(describe_instruction(frame_count), True)
-    try:
-        return DescribeOutcome(parse_description(first.text), "ok", None, [first])
-    except DescriptionParseError as exc:
-        error = str(exc)
-    second = generate_fn(repair_instruction(first.text, error), False)
-    try:
-        return DescribeOutcome(parse_description(second.text), "repaired", None, [first, second])
-    except DescriptionParseError as exc:
-        return DescribeOutcome(None, "failed", f"{error}; after repair: {exc}", [first, second])
 
 
 class VideoLlavaResult(BaseModel):
@@ -219,16 +108,34 @@ def locate_checkpoint(model: str, local_files_only: bool) -> str:
         return str(path)
     if model.startswith((".", "/", "~")) or model.count("/") != 1:
         raise AnalyzerUnavailable(f"model directory {model} does not exist")
-    if local_files_only:
-        from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache
 
-        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
-            raise AnalyzerUnavailable(
-                f"weights for {model} not found locally: this machine cannot reach the model hub "
-                f"(local_files_only is set); download them where the hub is reachable (`hf download {model}`) and "
-                "copy the Hugging Face cache here, or set `model` to a local checkpoint directory"
-            )
+    if isinstance(try_to_load_from_cache(model, "config.json"), str):
+        return model
+    if local_files_only:
+        raise AnalyzerUnavailable(
+            f"weights for {model} not found locally: this machine cannot reach the model hub "
+            f"(local_files_only is set); download them where the hub is reachable (`hf download {model}`) and "
+            "copy the Hugging Face cache here, or set `model` to a local checkpoint directory"
+        )
+    if not _hub_reachable():  # otherwise the hub client retries for minutes before giving up
+        raise AnalyzerUnavailable(f"weights for {model} not found locally and the model hub is unreachable from here")
     return model
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True  # a direct connection proves nothing behind a proxy; let the hub client try
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 class VideoLlava(Analyzer):

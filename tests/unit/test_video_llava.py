@@ -15,18 +15,8 @@ import pytest
 
 from analyzers.base import AnalyzerUnavailable
 from analyzers.media import decode
-from analyzers.video_llava import (
-    DESCRIPTION_KEYS,
-    LLAVA_FRAMES,
-    CLIP_MEAN_RGB,
-    DescriptionParseError,
-    Generation,
-    VideoLlava,
-    VideoLlavaResult,
-    describe,
-    pad_to_square,
-    parse_description,
-)
+from analyzers._video_description import DESCRIPTION_KEYS, DescriptionParseError, Generation, describe, parse_description
+from analyzers.video_llava import CLIP_MEAN_RGB, LLAVA_FRAMES, VideoLlava, VideoLlavaResult, pad_to_square
 from tests.synth import solid_clip
 from tests.tiny_llava import TINY_FRAME_SIZE, TINY_PATCH, build_tiny_llava
 
@@ -164,6 +154,15 @@ def test_hub_model_not_cached_is_unavailable_offline():
     with pytest.raises(AnalyzerUnavailable, match="not found locally: this machine cannot reach the model hub"):
         analyzer.load("cpu")
     assert analyzer.model_in_use is None
+
+
+def test_uncached_model_with_unreachable_hub_fails_fast(monkeypatch):
+    """Downloads allowed but nothing listens at the hub: unavailable at once, not after minutes of retries."""
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: connection refused
+    with pytest.raises(AnalyzerUnavailable, match="hub is unreachable"):
+        VideoLlava({"model": "llava-hf/LLaVA-NeXT-Video-7B-hf", "local_files_only": False}).load("cpu")
 
 
 def test_settings_reject_min_above_max():
