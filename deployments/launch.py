@@ -31,7 +31,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 
 def start_local_ray(num_cpus: float | None = None, num_gpus: float | None = None, dashboard: bool = True,
-                    object_store_bytes: int | None = None, env_vars: dict[str, str] | None = None) -> str:
+                    object_store_bytes: int | None = None, env_vars: dict[str, str] | None = None,
+                    dashboard_port: int = 8265) -> str:
     """Start a private Ray head on loopback; returns its temp dir. Idempotent within one process."""
     import ray
 
@@ -47,6 +48,7 @@ def start_local_ray(num_cpus: float | None = None, num_gpus: float | None = None
         _temp_dir=temp_dir,
         include_dashboard=dashboard,
         dashboard_host=LOOPBACK,
+        dashboard_port=dashboard_port,
         object_store_memory=object_store_bytes,
         runtime_env={"env_vars": {"RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"], **(env_vars or {})}},
         logging_level="WARNING",
