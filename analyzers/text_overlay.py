@@ -116,6 +116,24 @@ def tesseract_engine(command: str = "tesseract", lang: str = "eng"):
     return read
 
 
+def join_line_fragments(detections: list[Detection], aspect: float) -> list[Detection]:
+    """Join pieces of one text line: on busy backgrounds the detector often boxes each word separately.
+    `aspect` = width / height of the image, because boxes are normalized per axis."""
+    joined: list[Detection] = []
+    for d in sorted(detections, key=lambda d: d.box[0]):
+        for i, line in enumerate(joined):
+            height = min(d.box[3] - d.box[1], line.box[3] - line.box[1])
+            vertical = min(d.box[3], line.box[3]) - max(d.box[1], line.box[1])
+            gap = (d.box[0] - line.box[2]) * aspect  # in units of the y axis
+            if vertical >= 0.6 * height and -2.0 * height <= gap <= 1.2 * height:
+                box = (line.box[0], min(line.box[1], d.box[1]), max(line.box[2], d.box[2]), max(line.box[3], d.box[3]))
+                joined[i] = Detection(f"{line.text} {d.text}", box, min(line.confidence, d.confidence))
+                break
+        else:
+            joined.append(d)
+    return joined
+
+
 def _clip_box(box) -> tuple[float, float, float, float]:
     return tuple(round(min(max(float(v), 0.0), 1.0), 4) for v in box)  # type: ignore[return-value]
 
@@ -159,18 +177,22 @@ def merge_events(per_frame: list[list[Detection]], times: np.ndarray, interval: 
             d = detections[match]
             event["last"], event["last_box"], event["frames"] = t, d.box, event["frames"] + 1
             event["box"] = tuple(min(a, b) if k < 2 else max(a, b) for k, (a, b) in enumerate(zip(event["box"], d.box)))
-            if d.confidence > event["confidence"]:
-                event["confidence"], event["text"] = d.confidence, d.text  # keep the best-read spelling
+            event["confidence"] = max(event["confidence"], d.confidence)
+            count, best = event["readings"].get(d.text, (0, 0.0))
+            event["readings"][d.text] = (count + 1, max(best, d.confidence))
+            event["text"] = d.text  # the next frame is compared with the latest reading
             still_open.append(event)
         for i, d in enumerate(detections):
             if i not in used:
                 still_open.append({"text": d.text, "start": t, "last": t, "box": d.box, "last_box": d.box,
-                                   "confidence": d.confidence, "frames": 1})
+                                   "confidence": d.confidence, "frames": 1, "readings": {d.text: (1, d.confidence)}})
         open_events = still_open
     closed.extend(open_events)
     events = []
     for e in sorted(closed, key=lambda e: (e["start"], e["box"][1], e["box"][0])):
         box = e["box"]
+        # the reading seen most often wins (one frame's OCR slip should not name the event), then confidence
+        e["text"] = max(e["readings"], key=lambda text: e["readings"][text])
         events.append(TextEvent(
             text=e["text"], start=round(e["start"], 3), end=round(min(e["last"] + interval, max(duration, e["last"])), 3),
             box=box, confidence=round(e["confidence"], 4), frames=e["frames"],
@@ -205,7 +227,9 @@ class TextOverlay(Analyzer):
         if max(image_rgb.shape[:2]) > s.max_side:
             scale = s.max_side / max(image_rgb.shape[:2])
             image_rgb = cv2.resize(image_rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        return [d for d in self._read(image_rgb) if d.confidence >= s.min_confidence and len(d.text) >= s.min_chars]
+        kept = [d for d in self._read(image_rgb) if d.confidence >= s.min_confidence and d.text]
+        aspect = image_rgb.shape[1] / image_rgb.shape[0]
+        return [d for d in join_line_fragments(kept, aspect) if len(d.text) >= s.min_chars]
 
     def analyze(self, media: MediaBundle, upstream: Mapping[str, BaseModel]) -> TextOverlayResult:
         if not hasattr(self, "_read"):

@@ -94,3 +94,15 @@ def test_drawtext_overlays_have_the_right_times_boxes_and_safe_zones(rapid, tmp_
 def test_missing_tesseract_binary_is_unavailable_not_empty():
     with pytest.raises(AnalyzerUnavailable, match="not found"):
         TextOverlay({"engine": "tesseract", "tesseract_cmd": "no-such-tesseract"}).load("cpu")
+
+
+def test_words_on_a_busy_moving_background_stay_one_event(rapid, tmp_path):
+    """On testsrc2 the detector boxes words separately and differently from frame to frame; the event is one line."""
+    clip = tmp_path / "busy.mp4"
+    draw = (f"drawtext=fontfile={FONT}:text='SALE ends Friday':fontsize=34:fontcolor=white:box=1:boxcolor=black@0.6:"
+            f"x=(w-text_w)/2:y=220:enable='between(t,1,4)'")
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=360x640:r=25:d=5", "-vf", draw, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(clip))
+    result = rapid.analyze(decode(clip, {TEXT_FRAMES}, False), {})
+    sale = [e for e in result.events if 0.3 < e.box[1] < 0.4]
+    assert [e.text for e in sale] == ["SALE ends Friday"], sale
+    assert abs(sale[0].start - 1.0) <= 0.5 and abs(sale[0].end - 4.0) <= 0.5
