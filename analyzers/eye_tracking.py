@@ -77,7 +77,8 @@ class EyeTrackingResult(BaseModel):
 class EyeTrackingSettings(BaseModel):
     contact_degrees: float = Field(15.0, gt=0, description="Gaze within this angle of the camera counts as eye contact.")
     eye_degrees_at_corner: float = Field(45.0, description="Eye rotation when the iris touches an eye corner.")
-    blink_ratio: float = Field(0.5, gt=0, lt=1)
+    blink_ratio: float = Field(
+        0.8, gt=0, lt=1, description="The mesh under-reports closure: a full blink reads as ~0.65 of the open lid gap.")
     max_blink_seconds: float = Field(0.5, gt=0)
     upsample: int = Field(0, ge=0, le=2, description="dlib detector upsampling (faces in social video are large).")
     min_face_score: float = Field(0.3, description="Face mesh presence logit below which a face is dropped.")

@@ -54,6 +54,17 @@ def test_faces_turned_away_make_no_eye_contact(analyzer, shared_media, tmp_path,
     assert woman.mean_pitch > 10  # looking down
 
 
+# Blinks counted by looking at every frame of the clips (eyes visibly shut for 2-3 frames at 25 fps).
+GRID_BLINKS = {"grid_bbaf2n": 2, "grid_brbk7n": 1, "grid_id2_vcd_swwp2s": 3, "grid_lbax4n": 1, "grid_lbbc2a": 0}
+
+
+@pytest.mark.parametrize("clip,blinks", sorted(GRID_BLINKS.items()))
+def test_blinks_match_the_frames(analyzer, shared_media, clip, blinks):
+    face = analyzer.analyze(decode(shared_media / "video" / f"{clip}.mpg", {EYE_FRAMES}, False), {}).faces[0]
+    assert len(face.blinks) == blinks, face.blinks
+    assert all(b.end - b.start <= 0.5 for b in face.blinks)
+
+
 def test_no_face_no_gaze(analyzer, tmp_path):
     result = analyzer.analyze(decode(solid_clip(tmp_path / "s.mp4", ["gray"], 1.0), {EYE_FRAMES}, False), {})
     assert result.faces == [] and result.eye_contact_ratio == 0.0 and result.eye_contact_over_time == []
