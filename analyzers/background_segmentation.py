@@ -45,6 +45,7 @@ class BackgroundSegmentationResult(BaseModel):
 
 class BackgroundSegmentationSettings(BaseModel):
     model: str = Field("yolo11n-seg.pt", description=f"YOLO segmentation checkpoint, or {MEDIAPIPE_SELFIE!r} (offline).")
+    allow_random_weights: bool = Field(False, description="Permit a YOLO-seg .yaml with random weights (tests only).")
     threshold: float = Field(0.5, gt=0, lt=1, description="Person probability that counts as person.")
     min_person_coverage: float = Field(0.02, ge=0, le=1)
     solid_share: float = Field(0.6, description="Background share of the most common colour bin that makes it solid.")
@@ -114,11 +115,14 @@ class BackgroundSegmentation(Analyzer):
         else:
             from analyzers.object_detection import load_yolo
 
-            self._yolo = load_yolo(self.settings.model, allow_random_weights=False)
+            self._yolo = load_yolo(self.settings.model, self.settings.allow_random_weights)
 
     @property
     def model_in_use(self) -> str:
-        return "mediapipe selfie_segmentation (TFLite)" if self.settings.model == MEDIAPIPE_SELFIE else self.settings.model
+        if self.settings.model == MEDIAPIPE_SELFIE:
+            return "mediapipe selfie_segmentation (TFLite)"
+        random = self.settings.model.endswith((".yaml", ".yml"))
+        return f"{self.settings.model} (random weights, test only)" if random else self.settings.model
 
     def person_probability(self, image_rgb: np.ndarray) -> np.ndarray:
         if hasattr(self, "_mediapipe"):

@@ -56,3 +56,12 @@ def test_empty_solid_frame_has_no_person(analyzer, tmp_path):
 def test_production_checkpoint_missing_is_unavailable():
     with pytest.raises(AnalyzerUnavailable, match="not on this machine"):
         BackgroundSegmentation({"model": "yolo11n-seg.pt"}).load("cpu")
+
+
+def test_yolo_segmentation_path_runs_with_random_weights(shared_media, tmp_path):
+    """Plumbing only: the YOLO11n-seg architecture, random weights, through the production code path."""
+    seg = BackgroundSegmentation({"model": "yolo11n-seg.yaml", "allow_random_weights": True})
+    seg.load("cpu")
+    result = seg.analyze(decode(composite(shared_media, tmp_path / "g.mp4", "0x00FF00", 2.0), {SEGMENT_FRAMES}, False), {})
+    assert "random weights" in result.model
+    assert len(result.frames) == 2 and all(0.0 <= f.person_coverage <= 1.0 for f in result.frames)
