@@ -190,7 +190,7 @@ class EyeTracking(Analyzer):
         pitch = np.array([x.pitch for x in samples])
         openness = np.array([x.openness for x in samples])
         closed = openness < s.blink_ratio * float(np.median(openness))
-        contact = (np.hypot(yaw, pitch) <= s.contact_degrees) & ~closed
+        contact = np.hypot(yaw, pitch) <= s.contact_degrees  # a blink does not break eye contact
         blinks, start = [], None
         for i, is_closed in enumerate([*closed.tolist(), False]):
             if is_closed and start is None:
