@@ -84,6 +84,11 @@ class EyeTrackingSettings(BaseModel):
     min_face_score: float = Field(0.3, description="Face mesh presence logit below which a face is dropped.")
 
 
+def _centre_inside(box, other) -> bool:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return other[0] <= cx <= other[2] and other[1] <= cy <= other[3]
+
+
 def _square_roi(box, scale: float = 1.5) -> tuple[float, float, float]:
     x0, y0, x1, y1 = box
     return (x0 + x1) / 2, (y0 + y1) / 2, scale * max(x1 - x0, y1 - y0)
@@ -166,9 +171,11 @@ class EyeTracking(Analyzer):
         per_frame: list[list[EyeSample]] = []
         followed: list[tuple[float, float, float, float]] = []
         for i, frame in enumerate(frame_set.frames):
-            boxes = followed if followed and i % 10 else [f.box for f in self._detect(frame)]  # re-detect every 10th frame
+            boxes = list(followed)
+            if not followed or i % 10 == 0:  # look for new faces every 10th frame, keep following the known ones
+                boxes += [f.box for f in self._detect(frame) if not any(_centre_inside(f.box, b) for b in followed)]
             samples = [s for s in (self.sample(frame, b) for b in boxes) if s is not None]
-            if not samples and followed:  # the followed face was lost: look again
+            if not samples and followed:  # the followed faces were lost: look again
                 samples = [s for s in (self.sample(frame, f.box) for f in self._detect(frame)) if s is not None]
             per_frame.append([s for s, _ in samples])
             followed = [s.box for s, _ in samples]
