@@ -28,8 +28,8 @@ class FaceDetector:
     def __call__(self, image_rgb: np.ndarray) -> list[Face]:
         rects, scores, _ = self._detector.run(np.ascontiguousarray(image_rgb), self.upsample, self.min_score)
         h, w = image_rgb.shape[:2]
-        return [Face((max(0.0, r.left()), max(0.0, r.top()), min(w, r.right() + 1.0), min(h, r.bottom() + 1.0)), float(s))
-                for r, s in zip(rects, scores)]
+        return [Face((max(0.0, r.left()), max(0.0, r.top()), min(w, r.right() + 1.0), min(h, r.bottom() + 1.0)),
+                     float(s)) for r, s in zip(rects, scores)]
 
 
 def iou(a, b) -> float:
@@ -56,7 +56,8 @@ def link_tracks(per_frame_boxes: list[list[tuple[float, float, float, float]]], 
     assignment: list[list[int]] = []
     for f, boxes in enumerate(per_frame_boxes):
         alive = [t for t in tracks if f - t.frames[-1] <= max_gap + 1]
-        pairs = sorted(((iou(t.boxes[-1], b), ti, bi) for ti, t in enumerate(alive) for bi, b in enumerate(boxes)), reverse=True)
+        pairs = sorted(((iou(t.boxes[-1], b), ti, bi) for ti, t in enumerate(alive) for bi, b in enumerate(boxes)),
+                       reverse=True)
         ids = [-1] * len(boxes)
         used_tracks: set[int] = set()
         for overlap, ti, bi in pairs:

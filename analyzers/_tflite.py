@@ -42,6 +42,7 @@ class TFLiteModel:
         self.input_shape = tuple(int(v) for v in self._input["shape"])
 
     def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
-        self._interpreter.set_tensor(self._input["index"], tensor.astype(self._input["dtype"], copy=False).reshape(self.input_shape))
+        tensor = tensor.astype(self._input["dtype"], copy=False).reshape(self.input_shape)
+        self._interpreter.set_tensor(self._input["index"], tensor)
         self._interpreter.invoke()
         return {o["name"]: self._interpreter.get_tensor(o["index"]).copy() for o in self._outputs}

@@ -44,13 +44,13 @@ class BackgroundSegmentationResult(BaseModel):
 
 
 class BackgroundSegmentationSettings(BaseModel):
-    model: str = Field("yolo11n-seg.pt", description=f"YOLO segmentation checkpoint, or {MEDIAPIPE_SELFIE!r} (offline).")
+    model: str = Field("yolo11n-seg.pt", description=f"YOLO-seg checkpoint, or {MEDIAPIPE_SELFIE!r} (offline).")
     allow_random_weights: bool = Field(False, description="Permit a YOLO-seg .yaml with random weights (tests only).")
     threshold: float = Field(0.5, gt=0, lt=1, description="Person probability that counts as person.")
     min_person_coverage: float = Field(0.02, ge=0, le=1)
     solid_share: float = Field(0.6, description="Background share of the most common colour bin that makes it solid.")
     solid_brightness_spread: float = Field(12.0, description="Max brightness std (0..255) within a solid backdrop.")
-    blurred_detail: float = Field(0.4, description="Share of background pixels with fine detail below which it is blurred.")
+    blurred_detail: float = Field(0.4, description="Background share of fine-detail pixels below which it is blurred.")
 
 
 def person_mask_mediapipe(model, image_rgb: np.ndarray) -> np.ndarray:
@@ -69,7 +69,8 @@ def person_mask_yolo(model, image_rgb: np.ndarray, device: str) -> np.ndarray:
     return cv2.resize(result.masks.data.cpu().numpy().max(axis=0).astype(np.float32), (w, h))
 
 
-def describe_background(image_rgb: np.ndarray, person: np.ndarray, settings: BackgroundSegmentationSettings) -> tuple[str, float, float]:
+def describe_background(image_rgb: np.ndarray, person: np.ndarray,
+                        settings: BackgroundSegmentationSettings) -> tuple[str, float, float]:
     """(kind, share of the most common colour bin, green share) of the pixels outside `person` (bool mask)."""
     # stay clear of the mask edge, where hair and the model's soft border mix both
     background = cv2.erode((~person).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)

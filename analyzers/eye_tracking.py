@@ -70,12 +70,13 @@ class EyeTrackingResult(BaseModel):
     faces: list[FaceGaze]
     frames_analyzed: int
     frames_with_faces: int
-    eye_contact_ratio: float = Field(..., description="Share of frames with a face in which the main face looks at the camera.")
-    eye_contact_over_time: list[tuple[float, bool]] = Field(..., description="(time, main face looks at camera) per frame with a face.")
+    eye_contact_ratio: float = Field(..., description="Share of the main face's frames with gaze at the camera.")
+    eye_contact_over_time: list[tuple[float, bool]] = Field(
+        ..., description="(time, main face looks at the camera) for each frame showing the main face.")
 
 
 class EyeTrackingSettings(BaseModel):
-    contact_degrees: float = Field(15.0, gt=0, description="Gaze within this angle of the camera counts as eye contact.")
+    contact_degrees: float = Field(15.0, gt=0, description="Gaze within this angle of the camera is eye contact.")
     eye_degrees_at_corner: float = Field(45.0, description="Eye rotation when the iris touches an eye corner.")
     blink_ratio: float = Field(
         0.8, gt=0, lt=1, description="The mesh under-reports closure: a full blink reads as ~0.65 of the open lid gap.")
@@ -156,8 +157,8 @@ class EyeTracking(Analyzer):
         head_pitch = np.degrees(np.arctan2(down[2], down[1]))  # chin further away than forehead: looking down
         offsets = [self.iris_offset(image, points, a, b, flip=i == 1) for i, (a, b, _, _) in enumerate(EYES)]
         eye_yaw = float(np.mean(offsets)) * self.settings.eye_degrees_at_corner
-        openness = float(np.mean([np.linalg.norm(points[lo, :2] - points[up, :2]) / max(np.linalg.norm(points[b, :2] - points[a, :2]), 1e-6)
-                                  for a, b, up, lo in EYES]))
+        openness = float(np.mean([np.linalg.norm(points[lo, :2] - points[up, :2])
+                                  / max(np.linalg.norm(points[b, :2] - points[a, :2]), 1e-6) for a, b, up, lo in EYES]))
         xs, ys = points[:, 0], points[:, 1]
         mesh_box = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
         return EyeSample(mesh_box, float(head_yaw + eye_yaw), float(head_pitch), openness), points
@@ -216,7 +217,8 @@ class EyeTracking(Analyzer):
             direction = "down" if mean_pitch > 0 else "up"
         return FaceGaze(
             track_id=track_id, first_seen=times[0], last_seen=times[-1], frames=len(samples),
-            eye_contact_ratio=round(float(contact.mean()), 4), mean_yaw=round(mean_yaw, 1), mean_pitch=round(mean_pitch, 1),
+            eye_contact_ratio=round(float(contact.mean()), 4),
+            mean_yaw=round(mean_yaw, 1), mean_pitch=round(mean_pitch, 1),
             dominant_direction=direction, blinks=blinks,
             blinks_per_minute=round(60.0 * len(blinks) / span, 2) if len(times) > 1 else 0.0,
             gaze=[GazeSample(time=round(t, 3), yaw=round(float(y), 1), pitch=round(float(p), 1), eye_contact=bool(c))

@@ -99,8 +99,9 @@ class ObjectDetection(Analyzer):
     def _new_tracker(self, fps: float):
         from ultralytics.trackers.byte_tracker import BYTETracker
 
-        args = SimpleNamespace(tracker_type="bytetrack", track_high_thresh=max(self.settings.confidence, 0.0),
-                               track_low_thresh=min(0.1, self.settings.confidence), new_track_thresh=self.settings.confidence,
+        confidence = self.settings.confidence
+        args = SimpleNamespace(tracker_type="bytetrack", track_high_thresh=confidence,
+                               track_low_thresh=min(0.1, confidence), new_track_thresh=confidence,
                                track_buffer=max(1, round(self.settings.lost_seconds * fps)), match_thresh=0.8,
                                fuse_score=self.settings.fuse_score)
         return BYTETracker(args)
@@ -113,8 +114,8 @@ class ObjectDetection(Analyzer):
         per_frame, batches = [], 0
         for start in range(0, len(frame_set), s.batch_size):
             batch = [np.ascontiguousarray(f[..., ::-1]) for f in frame_set.frames[start:start + s.batch_size]]  # BGR
-            results = self._model.predict(batch, conf=s.confidence, iou=s.iou, imgsz=s.image_size, max_det=s.max_detections,
-                                          device=self.device, verbose=False)
+            results = self._model.predict(batch, conf=s.confidence, iou=s.iou, imgsz=s.image_size,
+                                          max_det=s.max_detections, device=self.device, verbose=False)
             per_frame.extend(r.boxes.cpu().numpy().data for r in results)
             batches += 1
         h, w = frame_set.frames.shape[1:3]

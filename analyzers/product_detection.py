@@ -50,7 +50,7 @@ class ProductSighting(BaseModel):
 class ProductDetectionResult(BaseModel):
     brands: list[str] = Field(..., description="Distinct brands seen in on-screen text, first appearance first.")
     brand_mentions: list[BrandMention]
-    brand_text_status: str = Field(..., description="'ok', or 'unavailable' when text_overlay was not part of the request.")
+    brand_text_status: str = Field(..., description="'ok', or 'unavailable' when text_overlay was not requested.")
     products: list[ProductSighting]
     detector_status: str = Field(..., description="'ok' or 'unavailable'.")
     detector_reason: str | None = None
@@ -130,7 +130,8 @@ class ProductDetection(Analyzer):
         mentions = []
         for event in getattr(text, "events", []) if text is not None else []:
             for brand in find_brands(event.text, self.settings.brands):
-                mentions.append(BrandMention(brand=brand, text=event.text, start=event.start, end=event.end, box=event.box))
+                mentions.append(BrandMention(brand=brand, text=event.text, start=event.start, end=event.end,
+                                             box=event.box))
         brands = list(dict.fromkeys(m.brand for m in sorted(mentions, key=lambda m: m.start)))
         return ProductDetectionResult(
             brands=brands, brand_mentions=mentions, brand_text_status="ok" if text is not None else "unavailable",

@@ -110,7 +110,8 @@ def tesseract_engine(command: str = "tesseract", lang: str = "eng"):
             x0 = min(wd[1] for wd in words); y0 = min(wd[2] for wd in words)
             x1 = max(wd[1] + wd[3] for wd in words); y1 = max(wd[2] + wd[4] for wd in words)
             conf = float(np.mean([wd[5] for wd in words])) / 100.0
-            detections.append(Detection(" ".join(wd[0] for wd in words), _clip_box((x0 / w, y0 / h, x1 / w, y1 / h)), conf))
+            box = _clip_box((x0 / w, y0 / h, x1 / w, y1 / h))
+            detections.append(Detection(" ".join(wd[0] for wd in words), box, conf))
         return detections
 
     return read
@@ -169,7 +170,8 @@ def merge_events(per_frame: list[list[Detection]], times: np.ndarray, interval: 
         used = set()
         for event in open_events:
             match = next((i for i, d in enumerate(detections) if i not in used
-                          and _same_text(d.text, event["text"], similar_text) and _iou(d.box, event["last_box"]) > 0.2), None)
+                          and _same_text(d.text, event["text"], similar_text)
+                          and _iou(d.box, event["last_box"]) > 0.2), None)
             if match is None:
                 closed.append(event)
                 continue
@@ -193,8 +195,9 @@ def merge_events(per_frame: list[list[Detection]], times: np.ndarray, interval: 
         box = e["box"]
         # the reading seen most often wins (one frame's OCR slip should not name the event), then confidence
         e["text"] = max(e["readings"], key=lambda text: e["readings"][text])
+        end = min(e["last"] + interval, max(duration, e["last"]))
         events.append(TextEvent(
-            text=e["text"], start=round(e["start"], 3), end=round(min(e["last"] + interval, max(duration, e["last"])), 3),
+            text=e["text"], start=round(e["start"], 3), end=round(end, 3),
             box=box, confidence=round(e["confidence"], 4), frames=e["frames"],
             under_right_buttons=portrait and _overlaps(box, RIGHT_BUTTONS),
             under_bottom_caption=portrait and _overlaps(box, BOTTOM_CAPTION)))
@@ -211,7 +214,10 @@ class TextOverlay(Analyzer):
         super().load(device)
         s = self.settings
         try:
-            self._read = rapidocr_engine() if s.engine == "rapidocr" else tesseract_engine(s.tesseract_cmd, s.tesseract_lang)
+            if s.engine == "rapidocr":
+                self._read = rapidocr_engine()
+            else:
+                self._read = tesseract_engine(s.tesseract_cmd, s.tesseract_lang)
         except AnalyzerUnavailable:
             raise
         except Exception as exc:
@@ -239,8 +245,10 @@ class TextOverlay(Analyzer):
         previous_grey, ocr_runs = None, 0
         for frame in frame_set.frames:
             # the largest local change, not the mean: a small caption appearing barely moves the mean
-            grey = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (96, 96), interpolation=cv2.INTER_AREA).astype(np.float32)
-            if previous_grey is not None and float(np.abs(grey - previous_grey).max()) < self.settings.unchanged_frame_diff:
+            grey = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (96, 96), interpolation=cv2.INTER_AREA)
+            grey = grey.astype(np.float32)
+            unchanged = previous_grey is not None and np.abs(grey - previous_grey).max() < self.settings.unchanged_frame_diff
+            if unchanged:
                 per_frame.append(per_frame[-1])
             else:
                 per_frame.append(self.read_image(frame))
