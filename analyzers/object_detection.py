@@ -1,8 +1,8 @@
 """Objects per sampled frame (ultralytics YOLO, batched), tracked across frames with ByteTrack.
 
-The production checkpoint is named in Settings and downloaded by ultralytics on a user's machine. Here no
-checkpoint ships with any package, so a name that is not a local file fails at once with the reason,
-before ultralytics can try (and hang on) a download. Tests build the real architecture from its .yaml
+The production checkpoint is named in Settings and downloaded by ultralytics on a user's machine
+(YOLO_OFFLINE=0). Offline, no package ships one, so a name that is not a local file fails at once with
+the reason, before ultralytics can try (and hang on) a download. Tests build the real architecture from its .yaml
 with random weights through this same loading code; such results say so in `model_in_use` and `weights`.
 """
 
@@ -62,17 +62,20 @@ class ObjectDetectionSettings(BaseModel):
 
 
 def load_yolo(name: str, allow_random_weights: bool, cls_name: str = "YOLO"):
-    """Load a YOLO-family model offline: a local checkpoint, or (tests only) a .yaml with random weights."""
-    os.environ.setdefault("YOLO_OFFLINE", "1")
+    """Load a YOLO-family model: a local checkpoint, a checkpoint name ultralytics may download (only when
+    YOLO_OFFLINE is off, as on a user's machine), or (tests only) a .yaml architecture with random weights."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")  # production configs that may download set YOLO_OFFLINE=0
     os.environ.setdefault("YOLO_AUTOINSTALL", "False")
     os.environ.setdefault("YOLO_CONFIG_DIR", str(REPO / "var" / "ultralytics"))
+    offline = os.environ["YOLO_OFFLINE"].strip().lower() in ("1", "true", "yes", "on", "y", "t")
     path = Path(name).expanduser()
     if name.endswith((".yaml", ".yml")):
         if not allow_random_weights:
             raise AnalyzerUnavailable(f"{name} is an architecture without weights; set allow_random_weights for tests")
-    elif not path.is_file():
-        raise AnalyzerUnavailable(f"checkpoint {name!r} is not on this machine and this service does not download "
-                                  f"weights at run time; place the file and configure its path")
+    elif not path.is_file() and offline:
+        # ultralytics would try to download it and fail (or wait on the network): say why, at once
+        raise AnalyzerUnavailable(f"checkpoint {name!r} is not on this machine and downloads are off (YOLO_OFFLINE=1); "
+                                  f"give a local path, or set YOLO_OFFLINE=0 where the hub is reachable")
     try:
         import ultralytics
 
