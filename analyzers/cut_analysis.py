@@ -66,6 +66,7 @@ class CutSettings(BaseModel):
     min_ratio: float = Field(3.0, description="How far the change must stand out from its neighbours.")
     window: int = Field(4, ge=1, description="Neighbours on each side used for the local baseline.")
     min_shot_frames: int = Field(6, ge=1, description="Cuts closer than this keep only the stronger one.")
+    max_flash_s: float = Field(0.3, ge=0, description="A change undone within this time is a flash, not a cut.")
     min_transition_frames: int = Field(4, ge=2, description="Shortest gradual transition, frames.")
     min_transition_change: float = Field(0.06, description="Mean absolute change a transition must add up to (0..1).")
     blend_half_window: int = Field(4, ge=2, description="Frames on each side used to test that a frame is a blend.")
@@ -74,26 +75,40 @@ class CutSettings(BaseModel):
     max_fade_gap_s: float = Field(2.0, description="A fade out followed this soon by a fade in is one shot change.")
 
 
-def change_scores(frames: np.ndarray) -> np.ndarray:
+class FrameSignatures:
+    """Colour histogram and 32x32 HSV thumbnail of every frame, to compare any two frames."""
+
+    def __init__(self, frames: np.ndarray) -> None:
+        hists, thumbs = [], []
+        for frame in frames:
+            hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
+            hist = cv2.calcHist([hsv], [0, 1, 2], None, [16, 8, 8], [0, 180, 0, 256, 0, 256]).ravel()
+            hists.append(hist / max(hist.sum(), 1.0))
+            thumbs.append(cv2.resize(hsv, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
+        self.hists, self.thumbs = np.stack(hists), np.stack(thumbs)
+
+    def distance(self, i: int, j: int) -> float:
+        hist_change = 0.5 * float(np.abs(self.hists[i] - self.hists[j]).sum())  # total variation distance
+        pixel_change = float(np.abs(self.thumbs[i] - self.thumbs[j]).mean()) * 4.0
+        return float(np.clip(0.5 * hist_change + 0.5 * min(pixel_change, 1.0), 0.0, 1.0))
+
+
+def change_scores(frames: np.ndarray, signatures: FrameSignatures | None = None) -> np.ndarray:
     """Change between each frame and the one before it, 0..1; scores[0] is 0."""
-    n = len(frames)
-    scores = np.zeros(n, dtype=np.float64)
-    if n < 2:
+    scores = np.zeros(len(frames), dtype=np.float64)
+    if len(frames) < 2:
         return scores
-    hists, thumbs = [], []
-    for frame in frames:
-        hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
-        hist = cv2.calcHist([hsv], [0, 1, 2], None, [16, 8, 8], [0, 180, 0, 256, 0, 256]).ravel()
-        hists.append(hist / max(hist.sum(), 1.0))
-        thumbs.append(cv2.resize(hsv, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
-    hists_a, thumbs_a = np.stack(hists), np.stack(thumbs)
-    hist_change = 0.5 * np.abs(np.diff(hists_a, axis=0)).sum(axis=1)  # total variation distance
-    pixel_change = np.abs(np.diff(thumbs_a, axis=0)).mean(axis=(1, 2, 3)) * 4.0
+    sig = signatures or FrameSignatures(frames)
+    hist_change = 0.5 * np.abs(np.diff(sig.hists, axis=0)).sum(axis=1)
+    pixel_change = np.abs(np.diff(sig.thumbs, axis=0)).mean(axis=(1, 2, 3)) * 4.0
     scores[1:] = np.clip(0.5 * hist_change + 0.5 * np.minimum(pixel_change, 1.0), 0.0, 1.0)
     return scores
 
 
-def find_cuts(scores: np.ndarray, settings: CutSettings) -> list[int]:
+def find_cuts(scores: np.ndarray, settings: CutSettings, signatures: FrameSignatures | None = None,
+              flash_frames: int = 0) -> list[int]:
+    """Cut positions. With `signatures`, a change that is undone within `flash_frames` (the picture before it
+    comes back) is a flash or a glitch, not two cuts."""
     n = len(scores)
     candidates = []
     for i in range(1, n):
@@ -102,6 +117,14 @@ def find_cuts(scores: np.ndarray, settings: CutSettings) -> list[int]:
         baseline = float(np.median(neighbours)) if len(neighbours) else 0.0
         if scores[i] >= settings.min_score and scores[i] >= settings.min_ratio * max(baseline, 0.01):
             candidates.append(i)
+    if signatures is not None and flash_frames > 0:
+        def undone(i: int) -> bool:
+            back = 0.5 * scores[i]
+            starts = any(signatures.distance(i - 1, j) < back for j in range(i + 1, min(n, i + flash_frames + 1)))
+            ends = any(signatures.distance(j, i) < back for j in range(max(0, i - flash_frames - 1), i - 1))
+            return starts or ends
+
+        candidates = [i for i in candidates if not undone(i)]
     kept: list[int] = []
     for i in candidates:  # of two cuts too close together keep the stronger
         if kept and i - kept[-1] < settings.min_shot_frames:
@@ -207,12 +230,14 @@ class CutAnalysis(Analyzer):
 
     def analyze(self, media: MediaBundle, upstream: Mapping[str, BaseModel]) -> CutResult:
         frame_set = media.frames(CUT_FRAMES)
-        scores = change_scores(frame_set.frames)
-        cut_positions = find_cuts(scores, self.settings)
+        signatures = FrameSignatures(frame_set.frames)
+        scores = change_scores(frame_set.frames, signatures)
         indices, times = frame_set.indices, frame_set.timestamps
+        step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / max(media.metadata.fps, 1.0)
+        flash_frames = int(round(self.settings.max_flash_s / max(step, 1e-3)))
+        cut_positions = find_cuts(scores, self.settings, signatures, flash_frames)
         found = find_transitions(blend_thumbnails(frame_set.frames), cut_positions, self.settings)
         cut_positions = [c for c in cut_positions if not any(a <= c <= b for _, a, b, _ in found)]
-        step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / max(media.metadata.fps, 1.0)
         fade_gap = max(1, round(self.settings.max_fade_gap_s / max(step, 1e-3)))
         cuts = [Cut(frame=int(indices[i]), time=float(times[i]), score=round(float(scores[i]), 4)) for i in cut_positions]
         transitions = [

@@ -88,3 +88,15 @@ def test_static_and_panning_shots_have_no_transitions(tmp_path):
     result = run(clip)
     assert result.cuts == [] and result.transitions == []
     assert len(result.shots) == 1
+
+
+def test_white_flash_is_not_a_cut(tmp_path):
+    # frames 50-51 covered by a white box on a fast pan: the picture comes back, so no shot change
+    clip = encode(
+        tmp_path / "flash.mp4",
+        *still(ASTRONAUT, 4),
+        "-vf", "scale=1024:1024,crop=320:240:x='20+120*t':y=300,setsar=1,fps=25,"
+        "drawbox=x=0:y=0:w=iw:h=ih:color=white@0.9:t=fill:enable='between(n,50,51)'",
+    )
+    result = run(clip)
+    assert result.cuts == [] and len(result.shots) == 1
