@@ -169,7 +169,7 @@ class CompositionAnalysis(Analyzer):
         box, source, faces = None, "none", []
         if self._faces is not None:
             side = max(16, int(self.settings.min_face_side * min(H, W)))
-            faces = self._faces.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
+            faces = self._faces.detectMultiScale(gray, scaleFactor=1.2, minNeighbors=4, minSize=(side, side))
             faces = list(faces) if len(faces) else []
         if faces:
             x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
