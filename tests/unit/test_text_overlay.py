@@ -100,9 +100,27 @@ def test_words_on_a_busy_moving_background_stay_one_event(rapid, tmp_path):
     """On testsrc2 the detector boxes words separately and differently from frame to frame; the event is one line."""
     clip = tmp_path / "busy.mp4"
     draw = (f"drawtext=fontfile={FONT}:text='SALE ends Friday':fontsize=34:fontcolor=white:box=1:boxcolor=black@0.6:"
-            f"x=(w-text_w)/2:y=220:enable='between(t,1,4)'")
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=360x640:r=25:d=5", "-vf", draw, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(clip))
+            f"x=(w-text_w)/2:y=220:enable='between(t,1,3)'")
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=360x640:r=25:d=3.5", "-vf", draw, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(clip))
     result = rapid.analyze(decode(clip, {TEXT_FRAMES}, False), {})
     sale = [e for e in result.events if 0.3 < e.box[1] < 0.4]
     assert [e.text for e in sale] == ["SALE ends Friday"], sale
-    assert abs(sale[0].start - 1.0) <= 0.5 and abs(sale[0].end - 4.0) <= 0.5
+    assert abs(sale[0].start - 1.0) <= 0.5 and abs(sale[0].end - 3.0) <= 0.5
+
+
+def test_burned_in_timecode_reads_as_the_presentation_time(rapid, shared_media):
+    """The moviepy test pattern's burned-in HH:MM:SS:FF timecode equals each frame's presentation time (25 fps)."""
+    media = decode(shared_media / "video" / "moviepy_testpattern_timecode.mp4", {TEXT_FRAMES}, False)
+    frame_set = media.frames(TEXT_FRAMES)
+    for frame, t in list(zip(frame_set.frames, frame_set.timestamps))[::5]:
+        frames = round(t * 25)
+        expected = f"00:00:{frames // 25:02d}:{frames % 25:02d}"
+        assert expected in [d.text for d in rapid.read_image(frame)], t
+
+
+@pytest.mark.slow  # every sampled frame differs (the timecode runs), so all 32 are OCRed: ~25 s
+def test_the_test_pattern_label_is_one_event_for_the_whole_clip(rapid, shared_media):
+    media = decode(shared_media / "video" / "moviepy_testpattern_timecode.mp4", {TEXT_FRAMES}, False)
+    label = [e for e in rapid.analyze(media, {}).events if "Photo JPEG" in e.text]
+    assert [e.text for e in label] == ["1024 x 768 25 fps Photo JPEG 75%"]
+    assert label[0].start == 0.0 and label[0].end == pytest.approx(media.metadata.duration, abs=0.05)
