@@ -7,6 +7,7 @@ unknown analyzers, an analyzer in two groups, settings an analyzer does not acce
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ class IngressConfig(BaseModel):
     group_timeout_seconds: float = Field(600, gt=0)
     num_replicas: int = Field(1, ge=1)
     max_ongoing_requests: int = Field(16, ge=1)
+    max_queued_requests: int = Field(-1, ge=-1, description="Beyond this queue Serve answers 503; -1: unbounded.")
+    api_token_env: str | None = Field(None, description="Name of an environment variable holding the bearer token.")
     ray_actor_options: ActorOptions = Field(default_factory=ActorOptions)
 
 
@@ -113,6 +116,15 @@ def analyzer_infos(config: AppConfig) -> list[AnalyzerInfo]:
     return infos
 
 
+def _token_from_env(name: str | None) -> str | None:
+    if not name:
+        return None
+    token = os.environ.get(name, "")
+    if len(token) < 16:
+        raise ValueError(f"api_token_env names {name}, which must hold a token of at least 16 characters")
+    return token
+
+
 def build_app(args: dict[str, Any]) -> Application:
     config = AppConfig.model_validate(args)
     ing = config.ingress
@@ -145,10 +157,12 @@ def build_app(args: dict[str, Any]) -> Application:
         max_pixels=ing.max_pixels,
         max_concurrent_decodes=ing.max_concurrent_decodes,
         group_timeout_seconds=ing.group_timeout_seconds,
+        api_token=_token_from_env(ing.api_token_env),
     )
     return serve.deployment(Ingress).options(
         name="Ingress",
         num_replicas=ing.num_replicas,
         max_ongoing_requests=ing.max_ongoing_requests,
+        max_queued_requests=ing.max_queued_requests,
         ray_actor_options=ing.ray_actor_options.model_dump(exclude_none=True),
     ).bind(group_handles, [i.model_dump(mode="json") for i in infos], settings.model_dump(mode="json"))

@@ -113,6 +113,18 @@ class AnalyzerGroup:
             model=analyzer.model_in_use, group=self.group,
         )
 
+    async def ask(self, analyzer_name: str, media_refs: MediaRefs, question: str) -> dict[str, Any]:
+        """A free question about a video, for analyzers that answer questions (video_llava)."""
+        slot = self.slots.get(analyzer_name)
+        if slot is None or slot.analyzer is None:
+            raise AnalyzerUnavailable(slot.reason if slot else f"{analyzer_name} is not hosted by {self.group}")
+        media = await self._resolve(media_refs, [analyzer_name])
+        async with slot.lock:
+            answer = await asyncio.wait_for(
+                asyncio.to_thread(slot.analyzer.ask, media, question), timeout=self.timeouts.get(analyzer_name)
+            )
+        return answer.model_dump(mode="json")
+
     def describe(self) -> dict[str, dict[str, Any]]:
         """Model state per analyzer, for GET /analyzers and /health."""
         return {

