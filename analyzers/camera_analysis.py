@@ -1,7 +1,8 @@
 """Camera motion per segment: static, pan, tilt, zoom or shake, from the global motion between sampled frames.
 
-Between consecutive frames we track corner points (pyramidal Lucas-Kanade) and fit one similarity transform
-(shift, scale, rotation) with RANSAC, so a subject moving through the frame is outvoted by the background.
+Between consecutive frames we track a grid of points plus corners (pyramidal Lucas-Kanade, kept only when
+tracking back returns to the start) and fit one similarity transform (shift, scale, rotation) with RANSAC,
+so a subject moving through the frame is outvoted by the background.
 Per step that gives the image content's velocity; the camera moves the other way: content sliding left
 means the camera pans right, content growing means it zooms in. Shake is the part of the motion a 0.5 s
 running median cannot follow: hand jitter flips direction several times a second, a deliberate move doesn't.
@@ -53,18 +54,24 @@ class CameraSettings(BaseModel):
 
 def global_motion(prev: np.ndarray, cur: np.ndarray) -> tuple[float, float, float] | None:
     """(dx, dy, log scale) of the content from `prev` to `cur` in pixels, or None when it cannot be tracked."""
-    points = cv2.goodFeaturesToTrack(prev, maxCorners=200, qualityLevel=0.01, minDistance=6, blockSize=5)
-    if points is None or len(points) < 12:
-        return None
-    moved, status, _ = cv2.calcOpticalFlowPyrLK(prev, cur, points, None, winSize=(21, 21), maxLevel=3)
-    ok = status.ravel() == 1
+    h, w = prev.shape
+    # corners alone crowd onto the most textured object (often the subject); a grid spreads the votes over the
+    # whole picture, so the background, which covers most of it, carries the RANSAC majority
+    grid = np.stack(np.meshgrid(np.linspace(0.05 * w, 0.95 * w, 10), np.linspace(0.05 * h, 0.95 * h, 8)), -1)
+    corners = cv2.goodFeaturesToTrack(prev, maxCorners=80, qualityLevel=0.001, minDistance=6, blockSize=5)
+    points = grid.reshape(-1, 1, 2).astype(np.float32)
+    if corners is not None:
+        points = np.concatenate([points, corners.astype(np.float32)])
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(prev, cur, points, None, winSize=(15, 15), maxLevel=3)
+    back, status_back, _ = cv2.calcOpticalFlowPyrLK(cur, prev, moved, None, winSize=(15, 15), maxLevel=3)
+    # keep tracks that lead back to where they started: flat areas and occlusions do not
+    ok = (status.ravel() == 1) & (status_back.ravel() == 1) & (np.linalg.norm((back - points).reshape(-1, 2), axis=1) < 0.5)
     if ok.sum() < 12:
         return None
-    matrix, inliers = cv2.estimateAffinePartial2D(points[ok], moved[ok], method=cv2.RANSAC, ransacReprojThreshold=1.5)
+    matrix, inliers = cv2.estimateAffinePartial2D(points[ok], moved[ok], method=cv2.RANSAC, ransacReprojThreshold=1.0)
     if matrix is None or inliers is None or inliers.sum() < max(8, 0.3 * ok.sum()):
         return None
     scale = float(np.hypot(matrix[0, 0], matrix[1, 0]))
-    h, w = prev.shape
     # translation of the frame centre, so that a zoom about the centre reads as pure zoom
     cx, cy = w / 2, h / 2
     dx = matrix[0, 0] * cx + matrix[0, 1] * cy + matrix[0, 2] - cx

@@ -65,10 +65,13 @@ def test_label_and_direction_of_synthetic_motions(tmp_path):
     assert right / total >= 0.95, f"{right}/{total} segments right"
 
 
-def test_moving_subject_on_still_background_is_static(tmp_path):
-    # a 120x120 animated pattern slides across a quarter of the frame; the background does not move
-    clip = make(tmp_path, "subject", *STILL, "-f", "lavfi", "-i", "testsrc2=s=120x120:r=25:d=3", "-filter_complex",
-                "[0:v]scale=320:240[bg];[bg][1:v]overlay=x='10+60*t':y=60")
+@pytest.mark.parametrize("subject", [
+    "testsrc2=s=120x120:r=25:d=3",  # animated pattern, a fifth of the frame
+    "testsrc2=s=160x160:r=25:d=3,hue=h=90",  # a third of the frame, more corners than the background
+])
+def test_moving_subject_on_still_background_is_static(tmp_path, subject):
+    clip = make(tmp_path, "subject", *STILL, "-f", "lavfi", "-i", subject, "-filter_complex",
+                "[0:v]scale=320:240[bg];[bg][1:v]overlay=x='10+50*t':y=40")
     result = analyze(clip)
     assert [s.label for s in result.segments] == ["static"], result.segments
 
