@@ -93,3 +93,25 @@ def test_bikes_pacing(shared_media):
     assert result.shot_count == 6 and result.shots_per_minute == pytest.approx(36.0, abs=0.1)
     assert result.median_shot_length == pytest.approx(np.median(lengths), abs=0.05)
     assert result.hook.components.cut_in_hook == 1.0  # the cut at frame 30 is at 1.2 s
+
+
+@pytest.mark.parametrize("click_offset, expected_share", [(0.0, 1.0), (0.25, 0.0)])
+def test_beat_alignment_with_the_real_audio_analyzer(tmp_path, click_offset, expected_share):
+    # cuts every 1.0 s; a click track at 120 bpm either on the cuts or half a beat (0.25 s) off them
+    from analyzers.registry import analyzer_class
+
+    colours = ["red", "blue", "green", "yellow", "purple", "white", "orange", "cyan"]
+    inputs = sum((["-f", "lavfi", "-i", f"color=c={c}:s=320x240:r=25:d=1"] for c in colours), [])
+    clicks = f"aevalsrc='0.8*sin(2*PI*1000*t)*lt(mod(t-{click_offset}+1\\,0.5)\\,0.02)':s=44100:d=8"
+    out = tmp_path / "beats.mp4"
+    ffmpeg(*inputs, "-f", "lavfi", "-i", clicks, "-filter_complex",
+           "".join(f"[{i}:v]" for i in range(8)) + "concat=n=8:v=1:a=0[v]", "-map", "[v]", "-map", "8:a",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(out))
+    audio_analyzer = analyzer_class("audio_analysis")()
+    audio_analyzer.load("cpu")
+    media = decode(out, {CUT_FRAMES, FLOW_FRAMES}, True)
+    audio = audio_analyzer.analyze(media, {})
+    assert audio.tempo_bpm == pytest.approx(120, abs=3)
+    result = TemporalFlow().analyze(media, {"cut_analysis": CutAnalysis().analyze(media, {}), "audio_analysis": audio})
+    assert result.beat_alignment.cuts_considered == 7
+    assert result.beat_alignment.share_on_beat == expected_share
