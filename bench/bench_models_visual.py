@@ -1,7 +1,8 @@
 """Accuracy and CPU speed of the model-based visual analyzers, against truth from shared media or exact by construction.
 
 - OCR (text_overlay): the tesseract phototest page vs its transcription (line exact match, character error
-  rate) for both engines; drawtext overlays at known times (exact match, CER, start/end error).
+  rate) for both engines; drawtext overlays at known times (exact match, CER, start/end error); the moviepy
+  test pattern, whose burned-in timecode equals the presentation time.
 - Face detection (age_estimation, eye_tracking): precision/recall at IoU 0.5 on the dlib face images.
   Caveat: those images come from dlib's own face dataset, which its HOG detector was built with.
 - Eye contact (eye_tracking): per-face-frame classification; GRID speakers = contact (all frames of the five
@@ -9,7 +10,8 @@
   Obama and astronaut portraits = contact. The labels of the photos are a human reading of the pictures.
 - Background kind (background_segmentation): a portrait composited on green / solid / blurred / detailed.
 - Object detection: the YOLO11n architecture with random weights, for speed only (no weights exist offline).
-Speed is wall time of `analyze` (or the engine call) per sampled frame on this machine, after a warm-up.
+Speed is wall time of `analyze` (or the engine call) per sampled frame on this machine, after a warm-up; the
+2 cores are shared with other work, so single timings can run high (the page OCR takes the best of three).
 
     .venv/bin/python bench/bench_models_visual.py     # prints a markdown table, writes bench/out/models_visual.md
 """
@@ -71,9 +73,11 @@ def ocr_rows(work: Path) -> list[list[str]]:
         ocr = TextOverlay({"engine": engine})
         ocr.load("cpu")
         ocr.read_image(page)
-        started = time.perf_counter()
-        found = ocr.read_image(page)
-        seconds = time.perf_counter() - started
+        seconds = float("inf")
+        for _ in range(3):  # best of three: the 2 cores are shared, and contention only ever adds time
+            started = time.perf_counter()
+            found = ocr.read_image(page)
+            seconds = min(seconds, time.perf_counter() - started)
         lines = [d.text for d in sorted(found, key=lambda d: (round(d.box[1], 2), d.box[0]))]
         exact = sum(a == b for a, b in zip(lines, truth))
         rows.append([f"text_overlay ({engine})", "phototest page: lines exact / CER",
@@ -101,6 +105,19 @@ def ocr_rows(work: Path) -> list[list[str]]:
                  f"{exact}/6 exact, mean CER {np.mean(errors):.3f}, {len(result.events)} events, "
                  f"worst start/end error {max(timing, default=float('nan')):.2f} s (sampling 0.5 s)",
                  f"{seconds / result.frames_analyzed * 1000:.0f} ms/frame ({result.frames_ocr_run}/{result.frames_analyzed} OCRed)"])
+    frame_set = decode(SHARED_MEDIA / "video" / "moviepy_testpattern_timecode.mp4", {TEXT_FRAMES}, False).frames(TEXT_FRAMES)
+    exact, errors = 0, []
+    started = time.perf_counter()
+    for frame, t in zip(frame_set.frames, frame_set.timestamps):
+        n = round(t * 25)
+        expected = f"00:00:{n // 25:02d}:{n % 25:02d}"
+        read = [d.text for d in ocr.read_image(frame) if ":" in d.text]
+        exact += expected in read
+        errors.append(min((cer(r, expected) for r in read), default=1.0))
+    seconds = time.perf_counter() - started
+    rows.append(["text_overlay (rapidocr)", f"burned-in timecode = presentation time, {len(frame_set)} frames",
+                 f"{exact}/{len(frame_set)} exact, mean CER {np.mean(errors):.3f}",
+                 f"{seconds / len(frame_set) * 1000:.0f} ms/frame (640x480)"])
     return rows
 
 
