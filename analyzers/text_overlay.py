@@ -66,14 +66,15 @@ class TextOverlaySettings(BaseModel):
     similar_text: float = Field(0.8, ge=0, le=1, description="Text similarity that counts as the same text.")
     unchanged_frame_diff: float = Field(
         15.0, ge=0, description="OCR is reused when no 1/96-of-frame cell changed by more grey levels than this.")
+    threads: int | None = Field(None, ge=1, description="onnxruntime threads for RapidOCR; None: all cores.")
     tesseract_cmd: str = "tesseract"
     tesseract_lang: str = "eng"
 
 
-def rapidocr_engine():
+def rapidocr_engine(threads: int | None = None):
     from rapidocr_onnxruntime import RapidOCR
 
-    engine = RapidOCR()
+    engine = RapidOCR(intra_op_num_threads=threads) if threads else RapidOCR()
 
     def read(image_rgb: np.ndarray) -> list[Detection]:
         h, w = image_rgb.shape[:2]
@@ -215,7 +216,7 @@ class TextOverlay(Analyzer):
         s = self.settings
         try:
             if s.engine == "rapidocr":
-                self._read = rapidocr_engine()
+                self._read = rapidocr_engine(s.threads)
             else:
                 self._read = tesseract_engine(s.tesseract_cmd, s.tesseract_lang)
         except AnalyzerUnavailable:
