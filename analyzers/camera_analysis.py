@@ -30,8 +30,10 @@ class CameraSegment(BaseModel):
     label: Label
     magnitude: float = Field(..., description="Pan/tilt: frame widths (heights) per second; zoom: relative size "
                              "change per second; shake: jitter RMS in frame sizes per second; static: residual speed.")
-    content_dx_per_s: float = Field(..., description="Mean horizontal content velocity, frame widths per second (+ = right).")
-    content_dy_per_s: float = Field(..., description="Mean vertical content velocity, frame heights per second (+ = down).")
+    content_dx_per_s: float = Field(
+        ..., description="Mean horizontal content velocity, frame widths per second (+ = right).")
+    content_dy_per_s: float = Field(
+        ..., description="Mean vertical content velocity, frame heights per second (+ = down).")
     zoom_per_s: float = Field(..., description="Mean log scale change per second (+ = content grows = zoom in).")
 
 
@@ -65,7 +67,8 @@ def global_motion(prev: np.ndarray, cur: np.ndarray) -> tuple[float, float, floa
     moved, status, _ = cv2.calcOpticalFlowPyrLK(prev, cur, points, None, winSize=(15, 15), maxLevel=3)
     back, status_back, _ = cv2.calcOpticalFlowPyrLK(cur, prev, moved, None, winSize=(15, 15), maxLevel=3)
     # keep tracks that lead back to where they started: flat areas and occlusions do not
-    ok = (status.ravel() == 1) & (status_back.ravel() == 1) & (np.linalg.norm((back - points).reshape(-1, 2), axis=1) < 0.5)
+    returned = np.linalg.norm((back - points).reshape(-1, 2), axis=1) < 0.5
+    ok = (status.ravel() == 1) & (status_back.ravel() == 1) & returned
     if ok.sum() < 12:
         return None
     matrix, inliers = cv2.estimateAffinePartial2D(points[ok], moved[ok], method=cv2.RANSAC, ransacReprojThreshold=1.0)
@@ -186,7 +189,8 @@ class CameraAnalysis(Analyzer):
             magnitude = {"pan": abs(vx), "tilt": abs(vy), "zoom": abs(zoom), "shake": float(jitter[a : b + 1].mean()),
                          "static": float(np.hypot(vx, vy))}[label.split("_")[0]]
             end = float(times[b + 1]) if k < len(runs) - 1 else max(float(times[b + 1]), duration)
-            segments.append(CameraSegment(start=float(times[a]), end=end, label=label, magnitude=round(float(magnitude), 4),
+            segments.append(CameraSegment(start=float(times[a]), end=end, label=label,
+                                          magnitude=round(float(magnitude), 4),
                                           content_dx_per_s=round(float(vx), 4), content_dy_per_s=round(float(vy), 4),
                                           zoom_per_s=round(float(zoom), 4)))
         return segments

@@ -33,7 +33,8 @@ POWER_POINTS = np.array([(x, y) for x in (1 / 3, 2 / 3) for y in (1 / 3, 2 / 3)]
 class FrameComposition(BaseModel):
     time: float
     subject_source: Literal["face", "saliency", "none"]
-    subject_box: tuple[float, float, float, float] | None = Field(None, description="x0, y0, x1, y1 as frame fractions.")
+    subject_box: tuple[float, float, float, float] | None = Field(
+        None, description="x0, y0, x1, y1 as frame fractions.")
     subject_centre: tuple[float, float] | None = None
     face_count: int
     rule_of_thirds: float | None = Field(None, description="1 at a thirds intersection, 0 at 0.2 frame or more away.")
@@ -134,7 +135,8 @@ class CompositionAnalysis(Analyzer):
 
     @property
     def model_in_use(self) -> str | None:
-        return "OpenCV Haar frontal face cascade + spectral-residual saliency" if self._faces else "spectral-residual saliency"
+        saliency = "spectral-residual saliency"
+        return f"OpenCV Haar frontal face cascade + {saliency}" if self._faces else saliency
 
     def analyze(self, media: MediaBundle, upstream: Mapping[str, BaseModel]) -> CompositionResult:
         if self._faces is None:
@@ -159,7 +161,8 @@ class CompositionAnalysis(Analyzer):
             mean_rule_of_thirds=round(float(np.mean(thirds)), 3) if thirds else None,
             mean_symmetry=round(float(np.mean([f.symmetry for f in frames])), 3) if frames else 0.0,
             median_headroom=round(headroom, 3) if headroom is not None else None,
-            headroom_label=None if headroom is None else "tight" if headroom < 0.03 else "excess" if headroom > 0.25 else "good",
+            headroom_label=None if headroom is None
+            else "tight" if headroom < 0.03 else "excess" if headroom > 0.25 else "good",
             safe_zone_violations=sorted(violations, key=lambda v: v.start),
             frames=frames,
         )
@@ -213,7 +216,8 @@ class CompositionAnalysis(Analyzer):
             for zone, rect in SAFE_ZONES.items():
                 share = overlap_share(tuple(box), rect)
                 if share >= self.settings.min_zone_overlap:
-                    found.append(SafeZoneViolation(zone=zone, what="text", start=float(event.start), end=float(event.end),
+                    found.append(SafeZoneViolation(zone=zone, what="text", start=float(event.start),
+                                                   end=float(event.end),
                                                    overlap=round(share, 3), text=getattr(event, "text", None)))
         return found
 

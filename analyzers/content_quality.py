@@ -2,9 +2,11 @@
 
 Measured on a dozen frames spread over the video, at up to 1280 px so that codec blocks and sensor noise
 survive the scaling. Sharpness is compared at one common size (640 px) so that a big frame does not look
-sharper only for being big, and with the Laplacian energy of flat areas (noise, not detail) taken out. Noise is Immerkaer's Laplacian-difference estimate taken only in the flattest
-quarter of each frame, where texture cannot pass for noise. The 0..100 score is a weighted mean of
-per-metric scores; every metric is returned so that a caller can weigh them differently.
+sharper only for being big, and with the Laplacian energy of flat areas (noise, not detail) taken out.
+Noise is Immerkaer's Laplacian-difference estimate taken only in the flattest quarter of each frame, where
+texture cannot pass for noise; grain also caps the sharpness score, since it hides detail while raising the
+Laplacian. Blockiness checks 8 px and 16 px grids: H.264's deblocking filter hides the 8 px one. The 0..100
+score is a weighted mean of per-metric scores; every metric is returned so a caller can weigh them differently.
 """
 
 from __future__ import annotations
@@ -25,13 +27,15 @@ NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
 
 class FrameQuality(BaseModel):
     time: float
-    sharpness: float = Field(..., description="Variance of the Laplacian at 640 px on the long side, less the part noise explains.")
+    sharpness: float = Field(
+        ..., description="Variance of the Laplacian at 640 px on the long side, less its energy in flat areas.")
     noise_sigma: float = Field(..., description="Estimated noise standard deviation, 0..255 grey levels.")
     highlights_clipped: float = Field(..., description="Share of pixels at 250 or above.")
     shadows_clipped: float = Field(..., description="Share of pixels at 5 or below.")
     brightness: float = Field(..., description="Mean grey level, 0..1.")
     contrast: float = Field(..., description="RMS contrast: grey standard deviation, 0..1.")
-    blockiness: float = Field(..., description="Extra step at 8 or 16 px block edges over other pixel steps (0 = none).")
+    blockiness: float = Field(
+        ..., description="Extra step at 8 or 16 px block edges over other pixel steps (0 = none).")
 
 
 class QualityResult(BaseModel):
@@ -50,7 +54,8 @@ class QualityResult(BaseModel):
     bits_per_pixel: float | None = Field(None, description="Bit rate / (width x height x fps).")
     brisque: float | None = None
     brisque_unavailable_reason: str | None = None
-    issues: list[str] = Field(..., description="Named problems: blurry, noisy, overexposed, underexposed, low_contrast, blocky, low_resolution, low_bitrate.")
+    issues: list[str] = Field(..., description="Named problems: blurry, noisy, overexposed, underexposed, "
+                              "low_contrast, blocky, low_resolution, low_bitrate.")
     frames: list[FrameQuality]
 
 

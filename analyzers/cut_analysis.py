@@ -55,7 +55,8 @@ class Transition(BaseModel):
 
 class CutResult(BaseModel):
     cuts: list[Cut] = Field(..., description="Hard cuts only.")
-    shots: list[Shot] = Field(..., description="Split at hard cuts, at the middle of dissolves and between a fade out and the next fade in.")
+    shots: list[Shot] = Field(..., description="Split at hard cuts, at the middle of dissolves and between a fade "
+                              "out and the next fade in.")
     transitions: list[Transition] = Field(default_factory=list, description="Gradual transitions.")
     cut_count: int
     frames_analyzed: int
@@ -71,7 +72,8 @@ class CutSettings(BaseModel):
     min_transition_change: float = Field(0.06, description="Mean absolute change a transition must add up to (0..1).")
     blend_half_window: int = Field(4, ge=2, description="Frames on each side used to test that a frame is a blend.")
     min_window_change: float = Field(0.015, description="Mean absolute change across a blend window (0..1).")
-    max_blend_residual: float = Field(0.25, description="Part of the change a blend of the two ends may leave unexplained.")
+    max_blend_residual: float = Field(
+        0.25, description="Part of the change a blend of the two ends may leave unexplained.")
     max_fade_gap_s: float = Field(2.0, description="A fade out followed this soon by a fade in is one shot change.")
 
 
@@ -149,14 +151,17 @@ def _is_plain(thumb: np.ndarray) -> bool:
     return float(thumb.std()) < 0.04
 
 
-def find_transitions(thumbs: np.ndarray, hard_cuts: list[int], settings: CutSettings) -> list[tuple[str, int, int, float]]:
+def find_transitions(
+    thumbs: np.ndarray, hard_cuts: list[int], settings: CutSettings
+) -> list[tuple[str, int, int, float]]:
     """(kind, first blended frame, last blended frame, change) for each gradual transition."""
     n, k = len(thumbs), settings.blend_half_window
     if n < 2 * k + 2:
         return []
     flat = thumbs.reshape(n, -1).astype(np.float64)
     cut_set = set(hard_cuts)
-    # Inside a blend, frame t is the mean of frames t-k and t+k; a cut or a pan leaves about half the change unexplained.
+    # Inside a blend, frame t is the mean of frames t-k and t+k; a cut or a pan leaves about half the change
+    # unexplained.
     in_blend = np.zeros(n, dtype=bool)
     for t in range(k, n - k):
         wide = np.abs(flat[t + k] - flat[t - k]).mean()
@@ -186,7 +191,8 @@ def find_transitions(thumbs: np.ndarray, hard_cuts: list[int], settings: CutSett
         # first faint frame of a fade changes the colour histogram as much as a cut does
         while lo > 0 and progress[lo - 1] > 0.3 * typical and (lo not in cut_set or _is_plain(thumbs[lo - 1])):
             lo -= 1
-        while hi + 1 < n - 1 and progress[hi + 1] > 0.3 * typical and ((hi + 2) not in cut_set or _is_plain(thumbs[hi + 2])):
+        while (hi + 1 < n - 1 and progress[hi + 1] > 0.3 * typical
+               and ((hi + 2) not in cut_set or _is_plain(thumbs[hi + 2]))):
             hi += 1
         before, after = lo, hi + 1  # the frames just outside the blend
         if found and before < found[-1][2]:
@@ -208,7 +214,9 @@ def find_transitions(thumbs: np.ndarray, hard_cuts: list[int], settings: CutSett
     return found
 
 
-def shot_boundaries(n: int, cuts: list[int], transitions: list[tuple[str, int, int, float]], fade_gap: int) -> list[int]:
+def shot_boundaries(
+    n: int, cuts: list[int], transitions: list[tuple[str, int, int, float]], fade_gap: int
+) -> list[int]:
     """Positions where a new shot starts: hard cuts, dissolve middles, and the middle between a fade out and a
     fade in that follows it closely (a fade through black is one change of shot)."""
     bounds = set(cuts)
@@ -239,7 +247,8 @@ class CutAnalysis(Analyzer):
         found = find_transitions(blend_thumbnails(frame_set.frames), cut_positions, self.settings)
         cut_positions = [c for c in cut_positions if not any(a <= c <= b for _, a, b, _ in found)]
         fade_gap = max(1, round(self.settings.max_fade_gap_s / max(step, 1e-3)))
-        cuts = [Cut(frame=int(indices[i]), time=float(times[i]), score=round(float(scores[i]), 4)) for i in cut_positions]
+        cuts = [Cut(frame=int(indices[i]), time=float(times[i]), score=round(float(scores[i]), 4))
+                for i in cut_positions]
         transitions = [
             Transition(kind=kind, start_frame=int(indices[a]), end_frame=int(indices[b]), start=float(times[a]),
                        end=float(times[b]) + step, change=round(change, 4))

@@ -98,7 +98,8 @@ class SceneSegmentation(Analyzer):
             centre = hists[frames].mean(axis=0)
             key = int(frames[np.argmax([similarity(hists[f], centre) for f in frames])])
             first, last = shots[group[0]], shots[group[-1]]
-            scenes.append(Scene(start=first.start, end=last.end, start_frame=first.start_frame, end_frame=last.end_frame,
+            scenes.append(Scene(start=first.start, end=last.end, start_frame=first.start_frame,
+                                end_frame=last.end_frame,
                                 shot_indices=group, keyframe_frame=int(indices[key]),
                                 keyframe_time=float(frame_set.timestamps[key])))
         adjacent = [round(similarity(a, b), 3) for a, b in zip(descriptors, descriptors[1:])]

