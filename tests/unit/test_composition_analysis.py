@@ -105,3 +105,26 @@ def test_real_talking_head(shared_media):
     x, y = result.mean_subject_centre
     assert 0.3 < x < 0.7 and 0.2 < y < 0.7
     assert result.headroom_label in ("good", "excess")
+
+
+def test_text_in_caption_band_found_by_the_real_text_overlay(tmp_path):
+    # white caption on a dark box in the bottom band from 1.0 to 2.5 s; text_overlay (RapidOCR) finds the box
+    from analyzers.registry import analyzer_class
+    from analyzers.text_overlay import TEXT_FRAMES
+
+    font = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+    out = tmp_path / "caption.mp4"
+    ffmpeg("-loop", "1", "-framerate", "25", "-t", "3", "-i", ASTRONAUT, "-vf",
+           f"scale=640:640,crop=360:640:100:0,setsar=1,drawtext=fontfile={font}:text='LINK IN BIO':fontsize=36:"
+           "fontcolor=white:box=1:boxcolor=black:x=(w-tw)/2:y=560:enable='between(t,1,2.5)'",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", str(out))
+    media = decode(out, {COMPOSITION_FRAMES, TEXT_FRAMES}, False)
+    text_overlay = analyzer_class("text_overlay")()
+    text_overlay.load("cpu")
+    texts = text_overlay.analyze(media, {})
+    composition = CompositionAnalysis()
+    composition.load("cpu")
+    result = composition.analyze(media, {"text_overlay": texts})
+    caption = [v for v in result.safe_zone_violations if v.what == "text"]
+    assert [(v.zone, v.text) for v in caption] == [("bottom_caption", "LINK IN BIO")], caption
+    assert caption[0].start == pytest.approx(1.0, abs=0.5) and caption[0].end == pytest.approx(2.5, abs=0.5)
