@@ -115,3 +115,18 @@ def test_beat_alignment_with_the_real_audio_analyzer(tmp_path, click_offset, exp
     result = TemporalFlow().analyze(media, {"cut_analysis": CutAnalysis().analyze(media, {}), "audio_analysis": audio})
     assert result.beat_alignment.cuts_considered == 7
     assert result.beat_alignment.share_on_beat == expected_share
+
+
+def test_hook_speech_from_the_real_speech_transcription(shared_media, tmp_path):
+    # GRID: a sentence spoken from about 0.6 s; a 440 Hz tone under a still picture has no speech
+    from analyzers.registry import analyzer_class
+    from tests.synth import still_with_audio, tone_wav
+
+    transcriber = analyzer_class("speech_transcription")()
+    transcriber.load("cpu")
+    tone = still_with_audio(tone_wav(tmp_path / "tone.wav", 4.0), tmp_path / "tone.mp4")
+    for path, expected in [(shared_media / "video" / "grid_bbaf2n.mpg", 1.0), (tone, 0.0)]:
+        media = decode(path, {CUT_FRAMES, FLOW_FRAMES}, True)
+        upstream = {"cut_analysis": CutAnalysis().analyze(media, {}),
+                    "speech_transcription": transcriber.analyze(media, {})}
+        assert TemporalFlow().analyze(media, upstream).hook.components.speech_present == expected, path
