@@ -1,0 +1,202 @@
+"""End-to-end on this machine: the Serve graph vs a sequential in-process baseline, throughput, growth.
+
+    .venv/bin/python bench/bench_e2e.py                      # everything (~15-25 min on 2 cores)
+    .venv/bin/python bench/bench_e2e.py --concurrency 1,2 --growth 30
+
+Baseline = the replaced system's shape: one process decodes the video, then runs the same analyzer code
+one analyzer after another (models loaded beforehand, not timed). The graph = the embedded default
+(serve_config.cpu.yaml) on a private local Ray. Both see the same clip, the same analyzers and settings, and
+each is measured on its second request so one-time warm-ups (JIT, lazy init) count for neither.
+Writes bench/out/e2e.json and prints markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import platform
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import httpx  # noqa: E402
+import yaml  # noqa: E402
+
+from bench.clips import social_clip  # noqa: E402
+
+CLIPS = REPO / "bench" / "out" / "clips"
+
+
+def cpu_args() -> dict:
+    return yaml.safe_load((REPO / "serve_config.cpu.yaml").read_text())["applications"][0]["args"]
+
+
+def sequential_baseline(clip: Path, repeats: int = 2) -> dict:
+    """Decode once, then every available analyzer one after another in this process."""
+    from analyzers.base import AnalyzerUnavailable
+    from analyzers.media import decode, probe
+    from analyzers.registry import ANALYZER_NAMES, analyzer_class, is_implemented
+    from deployments.planner import make_plan
+    from graph import AppConfig, analyzer_infos
+
+    config = AppConfig.model_validate(cpu_args())
+    infos = {i.name: i for i in analyzer_infos(config)}
+    loaded = {}
+    for name in ANALYZER_NAMES:
+        if not is_implemented(name):
+            continue
+        analyzer = analyzer_class(name)(config.analyzers.get(name, {}))
+        try:
+            analyzer.load("cpu")
+            loaded[name] = analyzer
+        except AnalyzerUnavailable:
+            pass
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        meta = probe(clip)
+        plan = make_plan([n for n in loaded], infos, meta.has_audio)
+        specs = {infos[n].needs.frames for n in plan.to_run if infos[n].needs.frames}
+        bundle = decode(clip, specs, True, meta)
+        decode_s = time.perf_counter() - started
+        results, per = {}, {}
+        for name in plan.to_run:
+            a = loaded[name]
+            t = time.perf_counter()
+            try:
+                wanted = (*a.needs.upstream, *a.needs.optional_upstream)
+                results[name] = a.analyze(bundle, {u: results[u] for u in wanted if u in results})
+            except Exception as exc:  # same isolation as the graph
+                results[name] = None
+                print(f"baseline: {name} failed: {exc}", file=sys.stderr)
+            per[name] = time.perf_counter() - t
+        runs.append({"decode_s": decode_s, "total_s": time.perf_counter() - started, "per_analyzer_s": per,
+                     "duration": meta.duration})
+        del bundle
+    return runs[-1] | {"analyzers": sorted(loaded)}
+
+
+def start_service(port: int) -> tuple[float, callable]:
+    from deployments.launch import config_env_vars, deploy, load_config, start_local_ray
+
+    config = load_config(REPO / "serve_config.cpu.yaml")
+    config["http_options"]["port"] = port
+    started = time.perf_counter()
+    start_local_ray(num_cpus=2, dashboard=True, env_vars=config_env_vars(config), dashboard_port=port + 1)
+    deploy(config)
+    return time.perf_counter() - started
+
+
+def ingress_peak_rss_mb() -> float | None:
+    from ray.util.state import list_actors
+
+    for actor in list_actors(filters=[("state", "=", "ALIVE")], limit=1000):
+        if (actor.class_name or "").endswith(":Ingress"):
+            for line in Path(f"/proc/{actor.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    return None
+
+
+def post(client: httpx.Client, clip: Path) -> tuple[float, dict]:
+    started = time.perf_counter()
+    with clip.open("rb") as f:
+        r = client.post("/analyze", files={"file": (clip.name, f)})
+    r.raise_for_status()
+    return time.perf_counter() - started, r.json()
+
+
+def throughput(base: str, clip: Path, n: int) -> dict:
+    with httpx.Client(base_url=base, timeout=1800) as client, cf.ThreadPoolExecutor(n) as pool:
+        started = time.perf_counter()
+        latencies = [lat for lat, _ in pool.map(lambda _: post(client, clip), range(n))]
+        wall = time.perf_counter() - started
+    latencies.sort()
+    return {"concurrency": n, "wall_s": round(wall, 2), "videos_per_min": round(n / wall * 60, 2),
+            "p50_s": round(statistics.median(latencies), 2),
+            "p95_s": round(latencies[min(n - 1, int(round(0.95 * (n - 1))))], 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--concurrency", default="1,2,4,8")
+    parser.add_argument("--growth", default="30,120,600")
+    parser.add_argument("--port", type=int, default=8640)
+    parser.add_argument("--out", default=str(REPO / "bench/out/e2e.json"))
+    args = parser.parse_args()
+    clip = social_clip(CLIPS / f"social_{int(args.seconds)}s_720x1280.mp4", args.seconds)
+    out: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": f"{platform.node()} {platform.processor() or platform.machine()}, 2 cores",
+                 "clip": clip.name}
+
+    print("baseline: sequential in-process ...", flush=True)
+    out["baseline"] = sequential_baseline(clip)
+    print(json.dumps({k: v for k, v in out["baseline"].items() if k != "per_analyzer_s"}), flush=True)
+
+    import ray
+    from ray import serve
+
+    out["startup_s"] = round(start_service(args.port), 2)
+    base = f"http://127.0.0.1:{args.port}"
+    try:
+        with httpx.Client(base_url=base, timeout=1800) as client:
+            first, _ = post(client, clip)
+            latency, report = post(client, clip)
+        out["graph"] = {
+            "first_request_s": round(first, 2), "latency_s": round(latency, 2), "decode_s": report["decode_seconds"],
+            "total_s": report["total_seconds"], "realtime_factor": report["realtime_factor"],
+            "per_analyzer_s": {n: o["seconds"] for n, o in report["analyzers"].items()},
+            "status": {n: o["status"] for n, o in report["analyzers"].items()},
+            "ingress_peak_rss_mb": ingress_peak_rss_mb(),
+        }
+        print(json.dumps({k: v for k, v in out["graph"].items() if k not in ("per_analyzer_s", "status")}), flush=True)
+        out["throughput"] = []
+        for n in [int(x) for x in args.concurrency.split(",") if x]:
+            out["throughput"].append(throughput(base, clip, n))
+            print(json.dumps(out["throughput"][-1]), flush=True)
+        out["growth"] = []
+        for seconds in [float(x) for x in args.growth.split(",") if x]:
+            long_clip = social_clip(CLIPS / f"social_{int(seconds)}s_720x1280.mp4", seconds)
+            with httpx.Client(base_url=base, timeout=3600) as client:
+                lat, rep = post(client, long_clip)
+            out["growth"].append({"seconds": seconds, "latency_s": round(lat, 2), "decode_s": rep["decode_seconds"],
+                                  "realtime_factor": rep["realtime_factor"], "ingress_peak_rss_mb": ingress_peak_rss_mb()})
+            print(json.dumps(out["growth"][-1]), flush=True)
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2))
+    print(markdown(out))
+
+
+def markdown(out: dict) -> str:
+    b, g = out["baseline"], out["graph"]
+    lines = [f"{out['date']} · {out['machine']} · clip {out['clip']}", "",
+             "| analyzer | status (graph) | graph s | sequential s |", "|---|---|---|---|"]
+    for name in sorted(g["per_analyzer_s"]):
+        gs, bs = g["per_analyzer_s"][name], b["per_analyzer_s"].get(name)
+        lines.append(f"| {name} | {g['status'][name]} | {gs if gs is not None else '-'} | {round(bs, 3) if bs is not None else '-'} |")
+    dur = b["duration"]
+    lines += ["", "| measure | graph | sequential baseline |", "|---|---|---|",
+              f"| decode s | {g['decode_s']} | {round(b['decode_s'], 2)} |",
+              f"| end to end s (warm) | {g['latency_s']} | {round(b['total_s'], 2)} |",
+              f"| realtime factor | {round(g['latency_s'] / dur, 3)} | {round(b['total_s'] / dur, 3)} |",
+              f"| speed-up | {round(b['total_s'] / g['latency_s'], 2)}x | 1x |",
+              f"| first request s | {g['first_request_s']} | - |", f"| service start s | {out['startup_s']} | - |",
+              f"| ingress peak RSS MB | {g['ingress_peak_rss_mb']} | - |", "",
+              "| concurrency | videos/min | p50 s | p95 s |", "|---|---|---|---|"]
+    lines += [f"| {t['concurrency']} | {t['videos_per_min']} | {t['p50_s']} | {t['p95_s']} |" for t in out.get("throughput", [])]
+    lines += ["", "| clip s | latency s | realtime factor | decode s | ingress peak RSS MB |", "|---|---|---|---|---|"]
+    lines += [f"| {x['seconds']:.0f} | {x['latency_s']} | {x['realtime_factor']} | {x['decode_s']} | {x['ingress_peak_rss_mb']:.0f} |" for x in out.get("growth", [])]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
