@@ -75,6 +75,9 @@ class VideoLlavaSettings(BaseModel):
     )
     attn_implementation: str | None = Field("sdpa", description="e.g. 'sdpa', 'eager', 'flash_attention_2'.")
     frame_fit: Literal["pad", "crop"] = Field("pad", description="pad: whole frame letterboxed; crop: processor's centre crop.")
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] | None = Field(
+        None, description="torch.compile mode for the static-cache decode step; None keeps transformers' default."
+    )
     warmup: bool = Field(False, description="Generate once on a dummy video in load(), so no request pays for warm-up/compile.")
     warmup_tokens: int = Field(8, ge=1, description="Decode steps of the warm-up generation.")
     local_files_only: bool = Field(False, description="True on machines that cannot reach the model hub.")
@@ -236,6 +239,10 @@ class VideoLlava(Analyzer):
             kwargs["temperature"] = s.temperature
         if s.cache_implementation:
             kwargs["cache_implementation"] = s.cache_implementation
+            if s.compile_mode:
+                from transformers import CompileConfig
+
+                kwargs["compile_config"] = CompileConfig(fullgraph=True, mode=s.compile_mode)
         if stop_after:
             kwargs["stopping_criteria"] = _stop_after(prompt_tokens + stop_after)
         prepared = time.perf_counter()

@@ -155,10 +155,13 @@ def bench_precision(precision: str, args, ckpt: Path, device: str, rec: Recorder
         load["peak_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     rec.add(load)
 
-    frames, instruction = test_frames(), describe_instruction(8)
-    for cache in args.caches:
+    variants = [(cache, mode, count) for cache in args.caches for count in args.frame_counts
+                for mode in (args.compile_modes if cache == "static" else [None])]
+    for cache, mode, count in variants:
+        frames = test_frames()[np.linspace(0, 7, count).round().astype(int)]
+        instruction = describe_instruction(count)
         analyzer.settings = analyzer.settings.model_copy(
-            update={"cache_implementation": None if cache == "dynamic" else cache}
+            update={"cache_implementation": None if cache == "dynamic" else cache, "compile_mode": mode}
         )
         graphs_before = dynamo_graphs()
         started = time.perf_counter()
@@ -185,7 +188,7 @@ def bench_precision(precision: str, args, ckpt: Path, device: str, rec: Recorder
             p, t = statistics.median(prefill), statistics.median(total)
             row = {
                 "precision": precision, "phase": "generate", "cache": cache, "compiled_decode": compiled,
-                "attn": args.attn, "frames": 8, "prompt_tokens": prompt_tokens, "new_tokens": gen_tokens,
+                "compile_mode": mode or "transformers default", "attn": args.attn, "frames": count, "prompt_tokens": prompt_tokens, "new_tokens": gen_tokens,
                 "warmup_s": warm_s, "preprocess_s": round(statistics.median(pre), 4), "prefill_s": round(p, 4),
                 "total_s": round(t, 3), "decode_tok_per_s": round(statistics.median(rate), 1) if rate else None,
                 "repeats": args.repeats,
@@ -207,14 +210,14 @@ def markdown(doc: dict) -> str:
     env = doc["env"]
     lines = [f"**{NOTE}**", "", f"{env.get('device')} · torch {env.get('torch')} · transformers {env.get('transformers')} · "
              f"bitsandbytes {env.get('bitsandbytes')}", "",
-             "| precision | cache | compiled | new tokens | prompt tokens | preprocess s | prefill s | total s | decode tok/s | peak GB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| precision | cache | compile mode | frames | compiled | new tokens | prompt tokens | preprocess s | prefill s | total s | decode tok/s | peak GB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     loads = []
     for r in doc["runs"]:
         if r["phase"] == "load":
             loads.append(f"- load {r['precision']}: {r['seconds']} s, weights {r.get('weights_gb', '-')} GB, peak {r.get('peak_gb', '-')} GB")
         elif r["phase"] == "generate":
-            lines.append(f"| {r['precision']} | {r['cache']} | {r['compiled_decode']} | {r['new_tokens']} | {r['prompt_tokens']} | "
+            lines.append(f"| {r['precision']} | {r['cache']} | {r.get('compile_mode', '-')} | {r.get('frames', 8)} | {r['compiled_decode']} | {r['new_tokens']} | {r['prompt_tokens']} | "
                          f"{r['preprocess_s']} | {r['prefill_s']} | {r['total_s']} | {r['decode_tok_per_s']} | {r.get('peak_gb', '-')} |")
     build = doc["env"].get("build", {})
     return "\n".join([*lines, "", *loads, f"- checkpoint build: {build}", ""])
@@ -245,11 +248,15 @@ def main(argv=None) -> int:
     ap.add_argument("--caches", default="dynamic,static")
     ap.add_argument("--tokens", default=None, help="new-token lengths, default 150,300 (8,16 with --smoke)")
     ap.add_argument("--attn", default="sdpa")
+    ap.add_argument("--compile-modes", default="", help="static cache: torch.compile modes to try, comma-separated ('' = default)")
+    ap.add_argument("--frame-counts", default="8", help="frames per video to try (fewer frames = fewer visual tokens)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--warmups", type=int, default=1)
     args = ap.parse_args(argv)
     args.precisions = [p for p in args.precisions.split(",") if p]
     args.caches = [c for c in args.caches.split(",") if c]
+    args.compile_modes = [m for m in args.compile_modes.split(",") if m] or [None]
+    args.frame_counts = [int(c) for c in args.frame_counts.split(",") if c]
     args.tokens = sorted(int(t) for t in (args.tokens or ("8,16" if args.smoke else "150,300")).split(","))
     device = args.device or ("cpu" if args.smoke else "cuda")
     ckpt = args.weights_dir or Path("/tmp/llava_next_video_smoke" if args.smoke else "/tmp/llava_next_video_7b_random")
