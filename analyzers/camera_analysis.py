@@ -103,7 +103,7 @@ class CameraAnalysis(Analyzer):
 
     def analyze(self, media: MediaBundle, upstream: Mapping[str, BaseModel]) -> CameraResult:
         frame_set = media.frames(CAMERA_FRAMES)
-        times = frame_set.timestamps
+        times = np.round(frame_set.timestamps.astype(np.float64), 3)
         grays = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frame_set.frames]
         h, w = grays[0].shape
         cut_times = [c.time for c in getattr(upstream.get("cut_analysis"), "cuts", [])]

@@ -143,7 +143,7 @@ class CompositionAnalysis(Analyzer):
             self.load(self.device)
         frame_set = media.frames(COMPOSITION_FRAMES)
         grays = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frame_set.frames]
-        frames = [self._frame(float(t), g) for t, g in zip(frame_set.timestamps, grays)]
+        frames = [self._frame(round(float(t), 3), g) for t, g in zip(frame_set.timestamps, grays)]
         step = float(np.median(np.diff(frame_set.timestamps))) if len(frames) > 1 else 0.5
         violations = self._subject_violations(frames, step) + self._text_violations(upstream.get("text_overlay"))
         meta = media.metadata
@@ -202,7 +202,8 @@ class CompositionAnalysis(Analyzer):
                     run.append((f.time, share))
                     continue
                 if run:
-                    found.append(SafeZoneViolation(zone=zone, what="subject", start=run[0][0], end=run[-1][0] + step,
+                    found.append(SafeZoneViolation(zone=zone, what="subject", start=run[0][0],
+                                                   end=round(run[-1][0] + step, 3),
                                                    overlap=round(max(s for _, s in run), 3)))
                     run = []
         return found

@@ -174,6 +174,6 @@ class ContentQuality(Analyzer):
             brisque=brisque,
             brisque_unavailable_reason=reason,
             issues=issues,
-            frames=[FrameQuality(time=float(t), **{k: round(v, 4) for k, v in m.items()})
+            frames=[FrameQuality(time=round(float(t), 3), **{k: round(v, 4) for k, v in m.items()})
                     for t, m in zip(frame_set.timestamps, per_frame)],
         )

@@ -240,7 +240,7 @@ class CutAnalysis(Analyzer):
         frame_set = media.frames(CUT_FRAMES)
         signatures = FrameSignatures(frame_set.frames)
         scores = change_scores(frame_set.frames, signatures)
-        indices, times = frame_set.indices, frame_set.timestamps
+        indices, times = frame_set.indices, np.round(frame_set.timestamps.astype(np.float64), 3)
         step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / max(media.metadata.fps, 1.0)
         flash_frames = int(round(self.settings.max_flash_s / max(step, 1e-3)))
         cut_positions = find_cuts(scores, self.settings, signatures, flash_frames)
@@ -251,7 +251,7 @@ class CutAnalysis(Analyzer):
                 for i in cut_positions]
         transitions = [
             Transition(kind=kind, start_frame=int(indices[a]), end_frame=int(indices[b]), start=float(times[a]),
-                       end=float(times[b]) + step, change=round(change, 4))
+                       end=round(float(times[b]) + step, 3), change=round(change, 4))
             for kind, a, b, change in found
         ]
         bounds = [0, *shot_boundaries(len(indices), cut_positions, found, fade_gap), len(indices)]

@@ -101,6 +101,6 @@ class SceneSegmentation(Analyzer):
             scenes.append(Scene(start=first.start, end=last.end, start_frame=first.start_frame,
                                 end_frame=last.end_frame,
                                 shot_indices=group, keyframe_frame=int(indices[key]),
-                                keyframe_time=float(frame_set.timestamps[key])))
+                                keyframe_time=round(float(frame_set.timestamps[key]), 3)))
         adjacent = [round(similarity(a, b), 3) for a, b in zip(descriptors, descriptors[1:])]
         return SceneResult(scenes=scenes, scene_count=len(scenes), shot_count=len(shots), adjacent_similarity=adjacent)

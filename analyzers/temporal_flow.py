@@ -107,7 +107,7 @@ class TemporalFlow(Analyzer):
         if across_change.any() and (~across_change).any():
             energy[across_change] = np.interp(np.flatnonzero(across_change), np.flatnonzero(~across_change),
                                               energy[~across_change])
-        samples = [MotionSample(time=float(t), energy=round(float(e), 5)) for t, e in zip(times[1:], energy)]
+        samples = [MotionSample(time=round(float(t), 3), energy=round(float(e), 5)) for t, e in zip(times[1:], energy)]
 
         return FlowResult(
             duration=round(duration, 3),

@@ -135,7 +135,7 @@ class VisualEffects(Analyzer):
 
     def analyze(self, media: MediaBundle, upstream: Mapping[str, BaseModel]) -> EffectsResult:
         fs = media.frames(EFFECT_FRAMES)
-        self._times, self._indices = fs.timestamps, fs.indices
+        self._times, self._indices = np.round(fs.timestamps.astype(np.float64), 3), fs.indices
         self._step = float(np.median(np.diff(fs.timestamps))) if len(fs) > 1 else 1 / max(media.metadata.fps, 1.0)
         grays = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in fs.frames]).astype(np.float32) / 255
         brightness, spread = grays.mean(axis=(1, 2)), grays.std(axis=(1, 2))
@@ -163,7 +163,7 @@ class VisualEffects(Analyzer):
         )
 
     def _span(self, model, a: int, b: int, **fields):
-        return model(start=float(self._times[a]), end=float(self._times[b]) + self._step,
+        return model(start=float(self._times[a]), end=round(float(self._times[b]) + self._step, 3),
                      start_frame=int(self._indices[a]),
                      end_frame=int(self._indices[b]), **fields)
 
