@@ -114,9 +114,12 @@ def find_cuts(scores: np.ndarray, settings: CutSettings, signatures: FrameSignat
     n = len(scores)
     candidates = []
     for i in range(1, n):
-        lo, hi = max(1, i - settings.window), min(n, i + settings.window + 1)
-        neighbours = np.concatenate([scores[lo:i], scores[i + 1 : hi]])
-        baseline = float(np.median(neighbours)) if len(neighbours) else 0.0
+        # stand out from each side on its own: motion that starts at a frame raises only the scores after it,
+        # which a median over both sides would half ignore
+        before = scores[max(1, i - settings.window) : i]
+        after = scores[i + 1 : min(n, i + settings.window + 1)]
+        sides = [float(np.median(side)) for side in (before, after) if len(side)]
+        baseline = max(sides) if sides else 0.0
         if scores[i] >= settings.min_score and scores[i] >= settings.min_ratio * max(baseline, 0.01):
             candidates.append(i)
     if signatures is not None and flash_frames > 0:
