@@ -103,6 +103,7 @@ def test_white_flash_is_not_a_cut(tmp_path):
 
 
 def test_handheld_single_shot_has_no_cut(shared_media):
-    # one continuous handheld take (checked frame by frame); an arm sweeps across the lens in the last second
+    # one continuous handheld take (seen on a contact sheet; both PySceneDetect detectors agree); an arm
+    # sweeps across the lens in the last second
     result = run(shared_media / "video" / "decord_flipping_a_pancake.mkv")
     assert result.cuts == [] and result.transitions == [] and len(result.shots) == 1
