@@ -45,6 +45,11 @@ def sequential_baseline(clip: Path, repeats: int = 2) -> dict:
     from deployments.planner import make_plan
     from graph import AppConfig, analyzer_infos
 
+    import os
+
+    from deployments.launch import config_env_vars, load_config
+
+    os.environ.update(config_env_vars(load_config(REPO / "serve_config.cpu.yaml")))  # what every replica gets
     config = AppConfig.model_validate(cpu_args())
     infos = {i.name: i for i in analyzer_infos(config)}
     loaded = {}

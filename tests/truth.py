@@ -9,13 +9,37 @@ from pathlib import Path
 
 from tests.synth import SHARED_MEDIA
 
-NUMBER_WORDS = {"13": "thirteen", "18": "eighteen"}
+ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def _two_digits(n: int) -> list[str]:
+    if n < 20:
+        return [ONES[n]]
+    return [TENS[n // 10]] + ([ONES[n % 10]] if n % 10 else [])
+
+
+def _spoken_number(digits: str) -> list[str]:
+    """How a number is said in the references: years as two pairs (1813: eighteen thirteen), else digit by digit."""
+    if len(digits) == 4 and 1100 <= int(digits) <= 1999 and digits[2] != "0":
+        return _two_digits(int(digits[:2])) + _two_digits(int(digits[2:]))
+    if len(digits) == 2 and digits[0] != "0":
+        return _two_digits(int(digits))
+    return [ONES[int(d)] for d in digits]
 
 
 def normalize_words(text: str) -> list[str]:
+    """Lower case, no punctuation, numbers as spoken, 'oh' as zero, 'mr' as mister; for word error rates."""
     text = re.sub(r"\(\d+\)", "", text.lower())  # pocketsphinx pronunciation variants: was(2)
+    text = re.sub(r"\bmr\b\.?", "mister", text)
+    text = re.sub(r"(?<=[a-z])(?=\d)|(?<=\d)(?=[a-z])", " ", text)  # f2 -> f 2
     text = re.sub(r"[^a-z0-9' ]+", " ", text.replace("-", " "))
-    return [NUMBER_WORDS.get(w, w) for w in text.split() if w != "'"]
+    words: list[str] = []
+    for w in text.split():
+        if w == "'":
+            continue
+        words.extend(_spoken_number(w) if w.isdigit() else [w])
+    return ["zero" if w == "oh" else w for w in words]
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
