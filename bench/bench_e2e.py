@@ -98,10 +98,11 @@ def start_service(port: int) -> tuple[float, callable]:
     return time.perf_counter() - started
 
 
-def ingress_peak_rss_mb() -> float | None:
+def ingress_peak_rss_mb(dashboard: str) -> float | None:
+    """High-water mark of the ingress replica's resident memory (VmHWM), read from /proc."""
     from ray.util.state import list_actors
 
-    for actor in list_actors(filters=[("state", "=", "ALIVE")], limit=1000):
+    for actor in list_actors(address=dashboard, filters=[("state", "=", "ALIVE")], limit=1000):
         if (actor.class_name or "").endswith(":Ingress"):
             for line in Path(f"/proc/{actor.pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
@@ -149,6 +150,7 @@ def main() -> None:
 
     out["startup_s"] = round(start_service(args.port), 2)
     base = f"http://127.0.0.1:{args.port}"
+    dashboard = f"http://127.0.0.1:{args.port + 1}"  # our own cluster's state API, whatever else runs here
     try:
         with httpx.Client(base_url=base, timeout=1800) as client:
             first, _ = post(client, clip)
@@ -158,7 +160,7 @@ def main() -> None:
             "total_s": report["total_seconds"], "realtime_factor": report["realtime_factor"],
             "per_analyzer_s": {n: o["seconds"] for n, o in report["analyzers"].items()},
             "status": {n: o["status"] for n, o in report["analyzers"].items()},
-            "ingress_peak_rss_mb": ingress_peak_rss_mb(),
+            "ingress_peak_rss_mb": ingress_peak_rss_mb(dashboard),
         }
         print(json.dumps({k: v for k, v in out["graph"].items() if k not in ("per_analyzer_s", "status")}), flush=True)
         out["throughput"] = []
@@ -171,7 +173,7 @@ def main() -> None:
             with httpx.Client(base_url=base, timeout=3600) as client:
                 lat, rep = post(client, long_clip)
             out["growth"].append({"seconds": seconds, "latency_s": round(lat, 2), "decode_s": rep["decode_seconds"],
-                                  "realtime_factor": rep["realtime_factor"], "ingress_peak_rss_mb": ingress_peak_rss_mb()})
+                                  "realtime_factor": rep["realtime_factor"], "ingress_peak_rss_mb": ingress_peak_rss_mb(dashboard)})
             print(json.dumps(out["growth"][-1]), flush=True)
     finally:
         serve.shutdown()

@@ -52,13 +52,14 @@ def service(media_root, tmp_path_factory):
     args["timeouts"] = {"video_llava": 120}
     port = free_port()
     config["http_options"]["port"] = port
-    # The dashboard serves Ray's state API, which the placement checks read.
-    start_local_ray(num_cpus=2, num_gpus=1, dashboard=True, dashboard_port=free_port(), env_vars=config_env_vars(config),
+    # The dashboard serves Ray's state API, which the placement checks read (by its address: other Rays may run here).
+    dashboard_port = free_port()
+    start_local_ray(num_cpus=2, num_gpus=1, dashboard=True, dashboard_port=dashboard_port, env_vars=config_env_vars(config),
                     object_store_bytes=500 * 1024 * 1024)
     try:
         deploy(config)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
-            yield {"client": client, "args": args, "gpu_of": gpu_of}
+            yield {"client": client, "args": args, "gpu_of": gpu_of, "dashboard": f"http://127.0.0.1:{dashboard_port}"}
     finally:
         serve.shutdown()
         ray.shutdown()

@@ -15,7 +15,7 @@ STATUSES = {"ok", "error", "unavailable", "not_implemented", "skipped"}
 def test_each_group_replica_holds_its_configured_gpu_fraction(service):
     from ray.util.state import list_actors
 
-    actors = list_actors(filters=[("state", "=", "ALIVE")], detail=True, limit=1000)
+    actors = list_actors(address=service["dashboard"], filters=[("state", "=", "ALIVE")], detail=True, limit=1000)
     held = {}
     for actor in actors:
         name = actor.class_name or ""
