@@ -20,6 +20,7 @@ from analyzers.registry import ANALYZER_NAMES, ENTRIES, analyzer_class, is_imple
 from deployments.group import AnalyzerGroup
 from deployments.ingress import Ingress, IngressSettings
 from deployments.schema import AnalyzerInfo
+from deployments.store import Retention
 
 REPO = Path(__file__).resolve().parent
 
@@ -58,6 +59,10 @@ class IngressConfig(BaseModel):
     max_ongoing_requests: int = Field(16, ge=1)
     max_queued_requests: int = Field(-1, ge=-1, description="Beyond this queue Serve answers 503; -1: unbounded.")
     api_token_env: str | None = Field(None, description="Name of an environment variable holding the bearer token.")
+    store_url: str | None = Field(None, pattern=r"^(postgresql|postgres|sqlite)://",
+                                  description="Report database; postgresql://user@host/db shares reports across nodes "
+                                              "(password from PGPASSWORD or ~/.pgpass). Unset: SQLite in data_dir.")
+    retention: Retention = Field(default_factory=Retention, description="Max age / total size of stored reports.")
     ray_actor_options: ActorOptions = Field(default_factory=ActorOptions)
 
 
@@ -158,6 +163,8 @@ def build_app(args: dict[str, Any]) -> Application:
         max_concurrent_decodes=ing.max_concurrent_decodes,
         group_timeout_seconds=ing.group_timeout_seconds,
         api_token=_token_from_env(ing.api_token_env),
+        store_url=ing.store_url,
+        retention=ing.retention,
     )
     return serve.deployment(Ingress).options(
         name="Ingress",

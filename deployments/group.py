@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from analyzers.base import Analyzer, AnalyzerStatus, AnalyzerUnavailable, pick_device
 from analyzers.media import MediaBundle
 from analyzers.registry import analyzer_class
+from deployments.metrics import record_loaded, record_outcome
 from deployments.schema import AnalyzerOutcome, GroupCall, MediaRefs
 
 logger = logging.getLogger("ray.serve")
@@ -58,6 +59,7 @@ class AnalyzerGroup:
         self._fatal: str | None = None
         for slot in self.slots.values():
             logger.info("group %s: %s %s in %.1f s %s", group, slot.name, slot.state.value, slot.load_seconds, slot.reason or "")
+        record_loaded(group, self.slots)
 
     async def run(self, call: GroupCall) -> dict[str, dict[str, Any]]:
         """Run `call.analyzers` on the call's media; returns name -> AnalyzerOutcome as a dict."""
@@ -65,6 +67,7 @@ class AnalyzerGroup:
         outcomes: dict[str, dict[str, Any]] = {}
         for name in call.analyzers:
             outcome = await self._run_one(name, media, call.upstream)
+            record_outcome(self.group, name, outcome)
             outcomes[name] = outcome.model_dump(mode="json")
         return outcomes
 

@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from analyzers.base import AnalyzerStatus
 from analyzers.media import MediaBundle, MediaError, VideoMetadata, decode, probe
 from deployments.planner import Plan, UnknownAnalyzers, frame_specs, make_plan, needs_audio
+from deployments.metrics import add_served_by_header, record_report
 from deployments.schema import (
     AnalysisReport,
     AnalyzerInfo,
@@ -38,7 +39,7 @@ from deployments.schema import (
     MediaRefs,
     SourceInfo,
 )
-from deployments.store import ReportStore
+from deployments.store import ReportStore, Retention
 
 logger = logging.getLogger("ray.serve")
 
@@ -54,6 +55,8 @@ class IngressSettings(BaseModel):
     max_concurrent_decodes: int = Field(..., ge=1, description="Decodes at once per ingress replica: bounds its memory.")
     group_timeout_seconds: float = Field(..., gt=0)
     api_token: str | None = Field(None, description="When set, every route but /health needs `Authorization: Bearer <token>`.")
+    store_url: str | None = Field(None, description="postgresql://... shares reports across nodes; None: SQLite in data_dir.")
+    retention: Retention = Field(default_factory=Retention)
 
 
 class AnalyzeByPath(BaseModel):
@@ -86,6 +89,7 @@ app = FastAPI(
     summary="One request with a short-form video, 21 analyses back in one typed report.",
     version="0.1.0",
 )
+add_served_by_header(app)
 
 
 @app.middleware("http")
@@ -153,7 +157,7 @@ class Ingress:
         self.groups = groups
         self.infos = {a["name"]: AnalyzerInfo.model_validate(a) for a in analyzers}
         self.settings = IngressSettings.model_validate(settings)
-        self.store = ReportStore(self.settings.data_dir)
+        self.store = ReportStore(self.settings.data_dir, self.settings.store_url, self.settings.retention)
         self.spool = self.settings.data_dir / "uploads"
         self.spool.mkdir(parents=True, exist_ok=True)
         self.decodes = asyncio.Semaphore(self.settings.max_concurrent_decodes)
@@ -368,6 +372,7 @@ class Ingress:
             realtime_factor=round(total / metadata.duration, 4) if metadata.duration > 0 else 0.0,
         )
         await asyncio.to_thread(self.store.save, report)
+        record_report(report)
         return report
 
     async def _run_stage(self, stage: list[str], media: MediaRefs, done: dict[str, AnalyzerOutcome], plan: Plan) -> dict[str, AnalyzerOutcome]:

@@ -32,8 +32,9 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 def start_local_ray(num_cpus: float | None = None, num_gpus: float | None = None, dashboard: bool = True,
                     object_store_bytes: int | None = None, env_vars: dict[str, str] | None = None,
-                    dashboard_port: int = 8265) -> str:
-    """Start a private Ray head on loopback; returns its temp dir. Idempotent within one process."""
+                    dashboard_port: int = 8265, metrics_export_port: int | None = None) -> str:
+    """Start a private Ray head on loopback; returns its temp dir. Idempotent within one process.
+    `metrics_export_port`: where this node serves Prometheus metrics (Ray's and reelscope_*); None: Ray picks one."""
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -50,6 +51,7 @@ def start_local_ray(num_cpus: float | None = None, num_gpus: float | None = None
         dashboard_host=LOOPBACK,
         dashboard_port=dashboard_port,
         object_store_memory=object_store_bytes,
+        _metrics_export_port=metrics_export_port,
         runtime_env={"env_vars": {"RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"], **(env_vars or {})}},
         logging_level="WARNING",
     )
