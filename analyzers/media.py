@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,10 @@ def _decode_frames(reader, specs: set[FrameSpec], metadata: VideoMetadata) -> di
     if n == 0:
         raise MediaError("the video stream has no frames")
     timestamps = reader.get_frame_timestamp(np.arange(n))[:, 0].astype(np.float64)
+    # The duration limit is checked on the declared duration before decoding; a header that understates the
+    # stream must not let hours of frames through (memory grows with every kept frame).
+    if metadata.duration > 0 and timestamps[-1] > metadata.duration * 1.5 + 2.0:
+        raise MediaError(f"the video stream runs {timestamps[-1]:.0f} s but its header declares {metadata.duration:.0f} s")
     duration = metadata.duration or float(timestamps[-1])
     wanted = {spec: sample_indices(timestamps, spec, duration) for spec in specs}
     wanted_by_index: dict[int, list[FrameSpec]] = {}
@@ -176,6 +181,7 @@ def _decode_frames(reader, specs: set[FrameSpec], metadata: VideoMetadata) -> di
         except Exception as exc:
             raise MediaError(f"the video stream is damaged near frame {index}: {_first_line(exc)}") from exc
         position = index + 1
+        frame = _rgb_rows(frame)
         if rotation is None:
             upright = frame.shape[:2] == (metadata.height, metadata.width)
             rotation = 0 if upright else metadata.rotation
@@ -222,6 +228,14 @@ def _fit(frame: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
+def _rgb_rows(frame: np.ndarray) -> np.ndarray:
+    """decord hands frames narrower than 32 px as (H, W, padded_row_bytes / W): the first W*3 bytes of each
+    row are the pixels (checked against ffmpeg's rgb24 output for 1x1 to 24x24)."""
+    if frame.ndim == 3 and frame.shape[2] != 3 and frame.shape[1] * frame.shape[2] % 3 == 0:
+        return frame.reshape(frame.shape[0], -1, 3)[:, : frame.shape[1]]
+    return frame
+
+
 def _upright(frame: np.ndarray, rotation: int) -> np.ndarray:
     """Turn a frame as players do for display-matrix `rotation` (counter-clockwise degrees, as ffprobe reports)."""
     k = (rotation // 90) % 4
@@ -265,6 +279,13 @@ def _float(text) -> float | None:
     return value if math.isfinite(value) and value > 0 else None
 
 
+# decord's messages carry its build paths, the file's path on this server and ffmpeg log prefixes; the
+# message goes back to the uploader, so keep only the words.
+_NOISE = re.compile(r"\[\d\d:\d\d:\d\d\]\s*|\S+\.(?:cc|cpp|c|h):\d+:\s*|\[[^\]]*(?:/|@ 0x)[^\]]*\]\s*|Error:\s*")
+_PATH = re.compile(r"(?:/[^\s/:\]\[]+){2,}")
+
+
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = [_PATH.sub("<file>", _NOISE.sub("", line)).strip() for line in str(exc).strip().splitlines()]
+    text = [line for line in text if line]
     return text[0][:200] if text else type(exc).__name__
