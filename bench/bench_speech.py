@@ -105,7 +105,7 @@ def graph_pass(videos: dict[str, Path]) -> list[dict]:
                 for attempt in range(2):  # second one counts
                     started = time.perf_counter()
                     with path.open("rb") as f:
-                        report = client.post("/analyze", files={"file": (path.name, f)},
+                        report = client.post("/analyze", params={"refresh": "true"}, files={"file": (path.name, f)},
                                              data={"analyzers": "speech_transcription"}).json()
                     latency = time.perf_counter() - started
                 outcome = report["analyzers"]["speech_transcription"]
