@@ -121,6 +121,21 @@ def analyzer_infos(config: AppConfig) -> list[AnalyzerInfo]:
     return infos
 
 
+def config_digest(config: AppConfig) -> str:
+    """What makes two identical requests give the same report: analyzer settings, group placement, timeouts and
+    the analyzers' code. Part of the result-cache key, so changing any of them stops reuse of older reports."""
+    import hashlib
+    import json
+
+    # Replica counts and CPU shares do not change results; the GPU share can (another device, other numerics).
+    placement = {g.name: [sorted(g.analyzers), g.ray_actor_options.num_gpus > 0] for g in config.groups}
+    shape = {"analyzers": config.analyzers, "placement": placement, "timeouts": config.timeouts}
+    digest = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode())
+    for path in sorted((REPO / "analyzers").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def _token_from_env(name: str | None) -> str | None:
     if not name:
         return None
@@ -165,6 +180,7 @@ def build_app(args: dict[str, Any]) -> Application:
         api_token=_token_from_env(ing.api_token_env),
         store_url=ing.store_url,
         retention=ing.retention,
+        config_digest=config_digest(config),
     )
     return serve.deployment(Ingress).options(
         name="Ingress",

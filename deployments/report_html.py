@@ -165,6 +165,9 @@ class _Timeline:
                           f'data-lane="{_e(name)}" class="unavailable"/>')
         self.parts.append(f'<text class="lane-note" x="{LABEL_W + 8}" y="{top + LANE_H / 2 + 4}">{_e(reason[:160])}</text>')
 
+    def note(self, top: int, text: str, height: int = LANE_H) -> None:
+        self.parts.append(f'<text class="lane-note" x="{LABEL_W + 8}" y="{top + height / 2 + 4}">{_e(text)}</text>')
+
     def span(self, top: int, start: float, end: float, color: str, tip: str, height: int = LANE_H, css: str = "") -> None:
         x0, x1 = self.x(start), self.x(end)
         self.parts.append(f'<rect class="item {css}" x="{x0}" y="{top + 3}" width="{max(x1 - x0, 2):.2f}" height="{height - 6}" '
@@ -242,8 +245,11 @@ def _lane_speech(tl: _Timeline, outcome: Any) -> None:
     if result is None:
         return tl.unavailable("speech", _why_not(outcome, "speech_transcription"))
     top = tl.lane("speech")
-    for seg in (s for s in _list(result.get("segments")) if isinstance(s, dict)):
+    segments = [s for s in _list(result.get("segments")) if isinstance(s, dict)]
+    for seg in segments:
         tl.span(top, _num(seg.get("start")), _num(seg.get("end")), COLORS["speech"], str(seg.get("text", "")).strip())
+    if not segments:
+        tl.note(top, "no speech found")
 
 
 def _lane_text(tl: _Timeline, outcome: Any) -> None:
@@ -251,8 +257,11 @@ def _lane_text(tl: _Timeline, outcome: Any) -> None:
     if result is None:
         return tl.unavailable("on-screen text", _why_not(outcome, "text_overlay"))
     top = tl.lane("on-screen text")
-    for event in (e for e in _list(result.get("events")) if isinstance(e, dict)):
+    events = [e for e in _list(result.get("events")) if isinstance(e, dict)]
+    for event in events:
         tl.span(top, _num(event.get("start")), _num(event.get("end")), COLORS["text"], str(event.get("text", "")))
+    if not events:
+        tl.note(top, "no text found")
 
 
 def _lanes_objects(tl: _Timeline, outcome: Any) -> None:

@@ -49,6 +49,11 @@ class SourceInfo(BaseModel):
     media_path: str | None = Field(None, description="Path inside the media root, for video_path requests (uploads are deleted).")
 
 
+class Thumbnail(BaseModel):
+    time: float = Field(..., description="Seconds from the video start.")
+    jpeg_base64: str = Field(..., description="A JPEG of at most 160 px on its longer side, base64.")
+
+
 class AnalysisReport(BaseModel):
     id: str
     created_at: str
@@ -60,6 +65,9 @@ class AnalysisReport(BaseModel):
     total_seconds: float
     realtime_factor: float = Field(..., description="total_seconds / video duration: below 1 is faster than realtime.")
     results_file: str | None = Field(None, description="The stored JSON of this report.")
+    cached: bool = Field(False, description="True when this is the stored report of an earlier request for the same video "
+                         "content (sha256), analyzer set and configuration; `?refresh=true` analyzes again.")
+    thumbnails: list[Thumbnail] = Field(default_factory=list, description="A few small frames for the HTML report's timeline.")
 
 
 class AnalyzerInfo(BaseModel):
