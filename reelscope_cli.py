@@ -1,7 +1,10 @@
-"""`reelscope`: start the embedded service, or analyze videos against a running one.
+"""`reelscope`: start the embedded service, or analyze videos against a running one (or one started here).
 
   reelscope serve [--config serve_config.cpu.yaml] [--port 8000]
-  reelscope analyze VIDEO... [--analyzers a,b] [--server http://127.0.0.1:8000] [--out DIR]
+  reelscope analyze VIDEO... [--analyzers a,b] [--server http://127.0.0.1:8000 | --local] [--out DIR] [--html]
+
+`analyze` streams each video to `POST /analyze?stream=true` and draws a progress bar per video and per
+analyzer as the outcomes arrive, then prints each report's summary and a table over all videos.
 """
 
 from __future__ import annotations
@@ -9,14 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 REPO = Path(__file__).resolve().parent
 DEFAULT_SERVER = "http://127.0.0.1:8000"
+STATUS_STYLE = {"ok": "green", "error": "red", "unavailable": "yellow", "skipped": "yellow", "not_implemented": "dim"}
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -50,25 +56,167 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def analyze_command(args: argparse.Namespace) -> int:
-    out_dir = Path(args.out) if args.out else None
+    if args.local:
+        with LocalService(args.config) as server:
+            return analyze_videos(args, server)
+    return analyze_videos(args, args.server)
+
+
+class LocalService:
+    """A private Ray on 127.0.0.1 with the config deployed on a free port, for the length of one command."""
+
+    def __init__(self, config_path: str):
+        self.config_path = config_path
+
+    def __enter__(self) -> str:
+        from deployments.launch import config_env_vars, deploy, load_config, start_local_ray
+
+        config = load_config(self.config_path)
+        port = _free_port()
+        config.setdefault("http_options", {})["port"] = port
+        print(f"starting a local service on 127.0.0.1:{port} (models load once; about a minute on 2 cores)...", file=sys.stderr)
+        start_local_ray(dashboard=False, env_vars=config_env_vars(config))
+        deploy(config)  # returns once every deployment is running
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc: Any) -> None:
+        import ray
+        from ray import serve
+
+        serve.shutdown()
+        ray.shutdown()  # our own cluster, by its own handle
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def expected_analyzers(catalogue: list[dict], requested: list[str] | None) -> list[str]:
+    """What a report will hold: the requested analyzers (all when none) plus the upstream ones they need."""
+    needs = {a["name"]: list((a.get("needs") or {}).get("upstream") or []) for a in catalogue}
+    out: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in out or name not in needs:
+            return
+        for dep in needs[name]:
+            visit(dep)
+        out.append(name)
+
+    for name in requested or list(needs):
+        visit(name)
+    return out
+
+
+def analyze_videos(args: argparse.Namespace, server: str) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    out_dir = Path(args.out) if args.out else (Path(".") if args.html else None)
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    with httpx.Client(base_url=args.server, timeout=args.timeout) as client:
-        for video in args.videos:
-            path = Path(video)
-            data = {"analyzers": args.analyzers} if args.analyzers else {}
-            with path.open("rb") as f:
-                response = client.post("/analyze", files={"file": (path.name, f)}, data=data)
-            if response.status_code != 200:
-                failures += 1
-                print(f"{path.name}: HTTP {response.status_code}: {response.json().get('error', {}).get('message')}", file=sys.stderr)
+    requested = [n.strip() for n in args.analyzers.split(",") if n.strip()] if args.analyzers else None
+    progress_console = Console(stderr=True)
+    rows: list[dict[str, Any]] = []
+    with httpx.Client(base_url=server, timeout=httpx.Timeout(args.timeout, connect=10)) as client:
+        try:
+            catalogue = client.get("/analyzers").raise_for_status().json()
+        except httpx.HTTPError as exc:
+            print(f"reelscope: cannot reach {server}: {exc}", file=sys.stderr)
+            return 2
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=progress_console, transient=False) as progress:
+            for video in args.videos:
+                rows.append(_analyze_one(client, progress, Path(video), requested, catalogue, args.refresh))
+        for row in rows:
+            report = row.get("report")
+            if report is None:
                 continue
-            report = response.json()
-            if out_dir:
-                (out_dir / f"{path.stem}.json").write_text(json.dumps(report, indent=2))
             print(summarize(report))
-    return 1 if failures else 0
+            if out_dir:
+                stem = Path(row["video"]).stem
+                (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2))
+                row["saved"] = str(out_dir / f"{stem}.json")
+                if args.html:
+                    from deployments.report_html import render_report
+
+                    (out_dir / f"{stem}.html").write_text(render_report(report))
+                    row["saved"] = str(out_dir / f"{stem}.html")
+    Console(width=max(Console().width, 120)).print(summary_table(rows))
+    return 1 if any(row.get("report") is None for row in rows) else 0
+
+
+def _analyze_one(client: httpx.Client, progress: Any, path: Path, requested: list[str] | None, catalogue: list[dict],
+                 refresh: bool) -> dict[str, Any]:
+    names = expected_analyzers(catalogue, requested)
+    overall = progress.add_task(f"[bold]{path.name}[/bold]", total=len(names))
+    per_analyzer = {n: progress.add_task(f"  {n}", total=1) for n in names}
+    row: dict[str, Any] = {"video": str(path)}
+    data = {"analyzers": ",".join(requested)} if requested else {}
+    params = {"stream": "true", **({"refresh": "true"} if refresh else {})}
+    try:
+        with path.open("rb") as f, client.stream("POST", "/analyze", params=params, files={"file": (path.name, f)}, data=data) as r:
+            if r.status_code != 200:
+                r.read()
+                row["error"] = f"HTTP {r.status_code}: {_error_message(r)}"
+            else:
+                for line in r.iter_lines():
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event["type"] == "outcome":
+                        name, status = event["analyzer"], event["outcome"]["status"]
+                        if name not in per_analyzer:  # the server knows better than our expansion
+                            per_analyzer[name] = progress.add_task(f"  {name}", total=1)
+                            progress.update(overall, total=len(per_analyzer))
+                        style = STATUS_STYLE.get(status, "white")
+                        progress.update(per_analyzer[name], completed=1, description=f"  {name} [{style}]{status}[/{style}]")
+                        progress.advance(overall)
+                    elif event["type"] == "report":
+                        row["report"] = event["report"]
+                    elif event["type"] == "error":
+                        row["error"] = f"{event['error']['code']}: {event['error']['message']}"
+    except (OSError, httpx.HTTPError) as exc:
+        row["error"] = f"{type(exc).__name__}: {exc}"
+    for task in per_analyzer.values():
+        progress.update(task, visible=False)  # keep one line per finished video on screen
+    done = "[green]done[/green]" if "report" in row else f"[red]failed[/red] {row.get('error', '')[:80]}"
+    progress.update(overall, description=f"[bold]{path.name}[/bold] {done}")
+    if "report" in row:
+        progress.update(overall, completed=progress.tasks[overall].total)
+    else:
+        print(f"{path.name}: {row.get('error', 'no report')}", file=sys.stderr)
+    return row
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        return response.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200]
+
+
+def summary_table(rows: list[dict[str, Any]]):
+    from rich.table import Table
+
+    table = Table(title="reelscope")
+    for column in ("video", "duration", "ok", "not ok", "time", "rt factor", "cached", "saved"):
+        table.add_column(column, justify="right" if column in ("duration", "time", "rt factor") else "left")
+    for row in rows:
+        report = row.get("report")
+        if report is None:
+            table.add_row(Path(row["video"]).name, "", "", f"[red]{row.get('error', 'failed')[:60]}[/red]", "", "", "", "")
+            continue
+        statuses = [o["status"] for o in report["analyzers"].values()]
+        not_ok = sorted({f"{statuses.count(s)} {s}" for s in statuses if s != "ok"})
+        table.add_row(
+            Path(row["video"]).name, f"{report['video']['duration']:.1f} s", f"{statuses.count('ok')}/{len(statuses)}",
+            ", ".join(not_ok), f"{report['total_seconds']:.2f} s", f"{report['realtime_factor']:.3f}",
+            "yes" if report.get("cached") else "no", Path(row["saved"]).name if row.get("saved") else "",
+        )
+    return table
 
 
 def summarize(report: dict) -> str:
@@ -112,12 +260,17 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--logical-gpus", type=float, default=0, help="logical GPUs to declare (for GPU-shaped configs on CPU)")
     serve.add_argument("--ready-file", help="write the port here once the service answers")
     serve.set_defaults(func=serve_command)
-    analyze = sub.add_parser("analyze", help="send videos to a running service and print a summary")
+    analyze = sub.add_parser("analyze", help="analyze videos with progress bars and print a summary")
     analyze.add_argument("videos", nargs="+")
     analyze.add_argument("--analyzers", help="comma-separated subset")
-    analyze.add_argument("--server", default=DEFAULT_SERVER)
-    analyze.add_argument("--out", help="folder for the JSON reports")
-    analyze.add_argument("--timeout", type=float, default=900)
+    where = analyze.add_mutually_exclusive_group()
+    where.add_argument("--server", default=DEFAULT_SERVER, help="a running service")
+    where.add_argument("--local", action="store_true", help="start a private service here for this command, stop it after")
+    analyze.add_argument("--config", default=str(REPO / "serve_config.cpu.yaml"), help="serve config for --local")
+    analyze.add_argument("--out", help="folder for the JSON reports (and HTML with --html)")
+    analyze.add_argument("--html", action="store_true", help="also write a self-contained HTML report per video")
+    analyze.add_argument("--refresh", action="store_true", help="analyze again even when a stored report matches")
+    analyze.add_argument("--timeout", type=float, default=900, help="seconds to wait for data from the server")
     analyze.set_defaults(func=analyze_command)
     args = parser.parse_args(argv)
     return args.func(args)
