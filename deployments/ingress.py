@@ -250,7 +250,14 @@ class Ingress:
         """Start an analysis in the background and answer 202 with the job at once; poll `GET /jobs/{id}`.
         Same inputs as /analyze, plus an optional `callback_url` (form field or JSON) that receives a POST of
         `{"job", "report"}` when the job ends. Checks that can fail (size, format, analyzer names) run before
-        the 202, so a job only fails for reasons found while analyzing."""
+        the 202, so a job only fails for reasons found while analyzing.
+
+        A job runs as a task in the event loop of the ingress replica that accepted it; its state is stored, the
+        task is not: if that replica dies, the job is lost and reads as `failed` (`replica_lost`) within a
+        minute; submit it again. Callbacks: `http://` or `https://` URLs only (anything else is a 422), no
+        redirects followed, no proxy from the environment, 3 attempts at most (1 s, then 2 s apart), 10 s each;
+        a 4xx answer other than 408/429 stops retrying. The server POSTs to whatever host the URL names, so
+        expose /jobs only to clients you would let make this service send requests."""
         source, requested, temporary = await self._receive(request)
         try:
             callback = await self._callback_field(request)
