@@ -32,6 +32,7 @@ PLOT_W = WIDTH - LABEL_W - 30  # room for the last tick label
 LANE_H = 30
 THUMB_H = 64
 MAX_OBJECT_ROWS = 6
+MAX_TEXT_ROWS = 4
 THUMBNAILS = 10
 THUMBNAIL_SIDE = 160
 
@@ -256,12 +257,31 @@ def _lane_text(tl: _Timeline, outcome: Any) -> None:
     result = _ok(outcome)
     if result is None:
         return tl.unavailable("on-screen text", _why_not(outcome, "text_overlay"))
-    top = tl.lane("on-screen text")
-    events = [e for e in _list(result.get("events")) if isinstance(e, dict)]
-    for event in events:
-        tl.span(top, _num(event.get("start")), _num(event.get("end")), COLORS["text"], str(event.get("text", "")))
+    events = sorted((e for e in _list(result.get("events")) if isinstance(e, dict)), key=lambda e: _num(e.get("start")))
+    rows = _pack([(_num(e.get("start")), _num(e.get("end"))) for e in events], MAX_TEXT_ROWS)
+    row_h = 16
+    count = max(rows, default=0) + 1
+    top = tl.lane("on-screen text", max(LANE_H, count * row_h + 4))
+    for event, row in zip(events, rows):
+        tl.span(top + 2 + row * row_h, _num(event.get("start")), _num(event.get("end")), COLORS["text"],
+                f'{_clock(_num(event.get("start")))}–{_clock(_num(event.get("end")))} {event.get("text", "")}', height=row_h)
     if not events:
         tl.note(top, "no text found")
+
+
+def _pack(spans: list[tuple[float, float]], max_rows: int) -> list[int]:
+    """Row per span so that spans on one row do not overlap (texts shown at once stack); the last row takes the rest."""
+    row_ends: list[float] = []
+    rows = []
+    for start, end in spans:
+        row = next((i for i, last in enumerate(row_ends) if last <= start), None)
+        if row is None:
+            row = len(row_ends) if len(row_ends) < max_rows else max_rows - 1
+            if row == len(row_ends):
+                row_ends.append(end)
+        row_ends[row] = max(row_ends[row], end) if row_ends[row] > start else end
+        rows.append(row)
+    return rows
 
 
 def _lanes_objects(tl: _Timeline, outcome: Any) -> None:
