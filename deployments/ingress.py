@@ -217,7 +217,7 @@ class Ingress:
         self.spool.mkdir(parents=True, exist_ok=True)
         self.decodes = asyncio.Semaphore(self.settings.max_concurrent_decodes)
         _set_api_token(self.settings.api_token)
-        self.jobs = JobStore(self.settings.data_dir)
+        self.jobs = JobStore(self.settings.data_dir, self.settings.store_url)  # PostgreSQL: jobs readable on every node
         # Jobs of a replica that died can never finish: fail them (those still fresh fail on a later read).
         self.jobs.fail_stale()
         self._job_tasks: dict[str, asyncio.Task] = {}

@@ -6,14 +6,18 @@ job touches `heartbeat_at` every few seconds; a queued or running job whose hear
 `STALE_SECONDS` belonged to a replica that died and is marked failed (at replica start and whenever it is
 read), so no job stays "running" forever.
 
-The cache maps (video sha256, analyzer set, configuration digest) to a stored report id. This module keeps
-its own database file (`jobs.sqlite3` in the data folder) so the report store can change backend freely.
+The cache maps (video sha256, analyzer set, configuration digest) to a stored report id.
+
+Backends follow the report store's `store_url`: unset, a database file of its own (`jobs.sqlite3` in the
+data folder, shared by the replicas of one node); `postgresql://...`, the same server as the reports, so a
+job started through one node can be read through any other.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import uuid
@@ -24,16 +28,18 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
+logger = logging.getLogger("ray.serve")
 HEARTBEAT_SECONDS = 5.0
 STALE_SECONDS = 60.0
 JOB_STATES = ("queued", "running", "done", "failed")
 
+# heartbeat_at: epoch seconds, 8-byte float on both backends (PostgreSQL's REAL would round it to minutes).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    heartbeat_at REAL NOT NULL,
+    heartbeat_at {float8} NOT NULL,
     state TEXT NOT NULL,
     job TEXT NOT NULL
 );
@@ -44,6 +50,9 @@ CREATE TABLE IF NOT EXISTS result_cache (
     created_at TEXT NOT NULL
 );
 """
+# The same statements run on both backends; `?` becomes `%s` for PostgreSQL.
+UPSERT_CACHE = """INSERT INTO result_cache (key, report_id, created_at) VALUES (?, ?, ?)
+                  ON CONFLICT (key) DO UPDATE SET report_id = excluded.report_id, created_at = excluded.created_at"""
 
 
 class AnalyzerProgress(BaseModel):
@@ -96,16 +105,82 @@ def check_callback_url(url: str) -> str:
     return url.strip()
 
 
+class _Sqlite:
+    def __init__(self, path: Path):
+        self.db = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA.format(float8="REAL"))
+
+    def run(self, sql: str, params: tuple | list = (), many: bool = False) -> list[tuple]:
+        with self.db:
+            if many:
+                self.db.executemany(sql, params)
+                return []
+            return self.db.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Postgres:
+    """One connection per replica, serialised by the store's lock; reconnects once if the server went away."""
+
+    def __init__(self, url: str):
+        import psycopg  # only deployments that configure a store_url need it
+
+        self._psycopg, self.url = psycopg, url
+        self.conn = self._connect()
+
+    def _connect(self):
+        conn = self._psycopg.connect(self.url, connect_timeout=10)
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('reelscope.jobs.schema'))")  # replicas start at once
+            for statement in SCHEMA.format(float8="DOUBLE PRECISION").split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        return conn
+
+    def run(self, sql: str, params: tuple | list = (), many: bool = False) -> list[tuple]:
+        sql = sql.replace("?", "%s")
+
+        def work(conn):
+            if many:
+                with conn.cursor() as cursor:
+                    cursor.executemany(sql, params)
+                return []
+            cursor = conn.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+
+        try:
+            with self.conn.transaction():
+                return work(self.conn)
+        except self._psycopg.OperationalError:
+            if not self.conn.closed and not self.conn.broken:
+                raise
+            logger.warning("job store: connection lost, reconnecting once")
+            self.conn = self._connect()
+            with self.conn.transaction():
+                return work(self.conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class JobStore:
-    def __init__(self, data_dir: Path, clock=None):
+    def __init__(self, data_dir: Path, url: str | None = None, clock=None):
         import time
 
         self._clock = clock or time.time
-        Path(data_dir).mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(Path(data_dir) / "jobs.sqlite3", check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        if url and url.startswith(("postgresql://", "postgres://")):
+            self.backend: _Sqlite | _Postgres = _Postgres(url)
+        else:  # SQLite: next to the reports (or their own sqlite:// file), in a file of its own
+            Path(data_dir).mkdir(parents=True, exist_ok=True)
+            self.backend = _Sqlite(Path(data_dir) / "jobs.sqlite3")
+
+    def _run(self, sql: str, params: tuple | list = (), many: bool = False) -> list[tuple]:
+        with self._lock:
+            return self.backend.run(sql, params, many)
 
     # ---- jobs -------------------------------------------------------------------------------------------
 
@@ -117,42 +192,30 @@ class JobStore:
             progress={n: AnalyzerProgress(status="pending") for n in requested}, total_count=len(requested),
             callback=CallbackInfo(url=callback_url) if callback_url else None,
         )
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT INTO jobs (id, created_at, updated_at, heartbeat_at, state, job) VALUES (?, ?, ?, ?, ?, ?)",
-                (job.id, job.created_at, job.updated_at, self._clock(), job.state, job.model_dump_json()),
-            )
+        self._run("INSERT INTO jobs (id, created_at, updated_at, heartbeat_at, state, job) VALUES (?, ?, ?, ?, ?, ?)",
+                  (job.id, job.created_at, job.updated_at, self._clock(), job.state, job.model_dump_json()))
         return job
 
     def save(self, job: Job) -> None:
         """Write the whole job and refresh its heartbeat (only the replica running a job writes it)."""
         job.updated_at = now_iso()
         job.done_count = sum(1 for p in job.progress.values() if p.status != "pending")
-        with self._lock, self._db:
-            self._db.execute(
-                "UPDATE jobs SET updated_at = ?, heartbeat_at = ?, state = ?, job = ? WHERE id = ?",
-                (job.updated_at, self._clock(), job.state, job.model_dump_json(), job.id),
-            )
+        self._run("UPDATE jobs SET updated_at = ?, heartbeat_at = ?, state = ?, job = ? WHERE id = ?",
+                  (job.updated_at, self._clock(), job.state, job.model_dump_json(), job.id))
 
     def heartbeat(self, job_ids: list[str]) -> None:
-        if not job_ids:
-            return
-        with self._lock, self._db:
-            self._db.executemany("UPDATE jobs SET heartbeat_at = ? WHERE id = ?", [(self._clock(), i) for i in job_ids])
+        if job_ids:
+            self._run("UPDATE jobs SET heartbeat_at = ? WHERE id = ?", [(self._clock(), i) for i in job_ids], many=True)
 
     def get(self, job_id: str) -> Job | None:
         self.fail_stale()
-        with self._lock:
-            row = self._db.execute("SELECT job FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return Job.model_validate_json(row[0]) if row else None
+        rows = self._run("SELECT job FROM jobs WHERE id = ?", (job_id,))
+        return Job.model_validate_json(rows[0][0]) if rows else None
 
     def fail_stale(self, stale_seconds: float = STALE_SECONDS) -> int:
         """Queued/running jobs nobody has touched for `stale_seconds`: their replica is gone, they never end."""
-        limit = self._clock() - stale_seconds
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT job FROM jobs WHERE state IN ('queued', 'running') AND heartbeat_at < ?", (limit,)
-            ).fetchall()
+        rows = self._run("SELECT job FROM jobs WHERE state IN ('queued', 'running') AND heartbeat_at < ?",
+                         (self._clock() - stale_seconds,))
         for (text,) in rows:
             job = Job.model_validate_json(text)
             job.state = "failed"
@@ -164,21 +227,17 @@ class JobStore:
     # ---- cache ------------------------------------------------------------------------------------------
 
     def cached_report_id(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT report_id FROM result_cache WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
+        rows = self._run("SELECT report_id FROM result_cache WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
 
     def remember(self, key: str, report_id: str) -> None:
-        with self._lock, self._db:
-            self._db.execute("INSERT OR REPLACE INTO result_cache (key, report_id, created_at) VALUES (?, ?, ?)",
-                             (key, report_id, now_iso()))
+        self._run(UPSERT_CACHE, (key, report_id, now_iso()))
 
     def forget(self, key: str) -> None:
-        with self._lock, self._db:
-            self._db.execute("DELETE FROM result_cache WHERE key = ?", (key,))
+        self._run("DELETE FROM result_cache WHERE key = ?", (key,))
 
     def close(self) -> None:
-        self._db.close()
+        self.backend.close()
 
 
 def callback_payload(job: Job, report: dict[str, Any] | None) -> dict[str, Any]:
