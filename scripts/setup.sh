@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(ffmpeg espeak-ng tesseract-ocr tesseract-ocr-eng libgl1 libglib2.0-0 fonts-dejavu-core)
+# postgresql: the multi-node test shares reports through a real PostgreSQL; chromium: the HTML report is checked
+# in a headless browser.
+APT_PACKAGES=(ffmpeg espeak-ng tesseract-ocr tesseract-ocr-eng libgl1 libglib2.0-0 fonts-dejavu-core postgresql chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
