@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,15 +63,18 @@ class AnalyzerGroup:
             logger.info("group %s: %s %s in %.1f s %s", group, slot.name, slot.state.value, slot.load_seconds, slot.reason or "")
         record_loaded(group, self.slots)
 
-    async def run(self, call: GroupCall) -> dict[str, dict[str, Any]]:
-        """Run `call.analyzers` on the call's media; returns name -> AnalyzerOutcome as a dict."""
+    async def run_stream(self, call: GroupCall) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Run `call.analyzers` on the call's media, yielding (name, AnalyzerOutcome as a dict) as each finishes,
+        so the ingress can stream every analyzer's result the moment it exists."""
         media = await self._resolve(call.media, call.analyzers)
-        outcomes: dict[str, dict[str, Any]] = {}
         for name in call.analyzers:
             outcome = await self._run_one(name, media, call.upstream)
             record_outcome(self.group, name, outcome)
-            outcomes[name] = outcome.model_dump(mode="json")
-        return outcomes
+            yield name, outcome.model_dump(mode="json")
+
+    async def run(self, call: GroupCall) -> dict[str, dict[str, Any]]:
+        """The same, all at once: name -> AnalyzerOutcome as a dict."""
+        return {name: outcome async for name, outcome in self.run_stream(call)}
 
     async def _resolve(self, refs: MediaRefs, names: list[str]) -> MediaBundle:
         """Fetch only the frame sets and audio that these analyzers need (ObjectRefs are awaitable)."""

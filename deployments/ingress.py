@@ -677,23 +677,25 @@ class Ingress:
             await emit(name, outcome)
 
         async def call_group(group: str, names: list[str]) -> dict[str, AnalyzerOutcome]:
-            # Each group's outcomes are reported the moment its call returns, not when the whole stage does.
-            results = await call_group_once(group, names)
-            for name in names:
-                await emit(name, results[name])
-            return results
-
-        async def call_group_once(group: str, names: list[str]) -> dict[str, AnalyzerOutcome]:
+            # Each analyzer's outcome is reported the moment its group yields it, not when the stage ends.
             wanted = {d for n in names for d in (*self.infos[n].needs.upstream, *self.infos[n].needs.optional_upstream)}
             upstream = {d: done[d].result for d in wanted if d in done and done[d].status == AnalyzerStatus.ok}
             call = GroupCall(request_id=uuid.uuid4().hex, analyzers=names, media=media, upstream=upstream)
+            results: dict[str, AnalyzerOutcome] = {}
             try:
-                raw = await asyncio.wait_for(self.groups[group].run.remote(call), self.settings.group_timeout_seconds)
-                return {n: AnalyzerOutcome.model_validate(raw[n]) for n in names}
-            except Exception as exc:  # the replica died or timed out: those analyzers fail, the report still returns
+                async with asyncio.timeout(self.settings.group_timeout_seconds):
+                    async for name, raw in self.groups[group].options(stream=True).run_stream.remote(call):
+                        results[name] = AnalyzerOutcome.model_validate(raw)
+                        await emit(name, results[name])
+            except Exception as exc:  # the replica died or timed out: the rest of its analyzers fail, the report returns
                 logger.warning("group %s failed: %r", group, exc)
-                reason = f"group {group} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-                return {n: AnalyzerOutcome(status=AnalyzerStatus.error, error=reason, group=group) for n in names}
+                detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+                reason = f"group {group} failed: {type(exc).__name__}: {detail}"
+                for name in names:
+                    if name not in results:
+                        results[name] = AnalyzerOutcome(status=AnalyzerStatus.error, error=reason, group=group)
+                        await emit(name, results[name])
+            return results
 
         for result in await asyncio.gather(*(call_group(g, names) for g, names in calls.items())):
             outcomes.update(result)
