@@ -19,7 +19,7 @@ for _ in $(seq 600); do
 done
 [ -f "$ready" ] || { echo "demo: the service did not come up in 10 minutes" >&2; exit 1; }
 echo "demo: analyzing $SAMPLE"
-.venv/bin/reelscope analyze "$SAMPLE" --server "http://127.0.0.1:$PORT" --out var/demo
+.venv/bin/reelscope analyze "$SAMPLE" --server "http://127.0.0.1:$PORT" --out var/demo --html
 echo "demo: full JSON in var/demo/; try: curl -F file=@YOUR.mp4 http://127.0.0.1:$PORT/analyze"
 [ "${DEMO_EXIT:-0}" = 1 ] && exit 0
 echo "demo: service running at http://127.0.0.1:$PORT (docs at /docs). Ctrl-C stops it."
