@@ -235,8 +235,11 @@ class LocalCluster:
 
     def python(self, code: str, timeout: float = 90) -> Any:
         """Run `code` in a driver attached to this cluster (in its own process: the auth mode and token stay out
-        of the caller's Ray). `code` sees `ray` and prints one JSON value as its last line, which is returned."""
-        prelude = f"import json, ray\nray.init(address={self.gcs_address!r}, logging_level='ERROR', log_to_driver=False)\n"
+        of the caller's Ray). `code` sees `ray` and DASHBOARD (this cluster's, for the state API: left to itself
+        that API looks for "the" local Ray and fails when other clusters run on the machine), and prints one JSON
+        value as its last line, which is returned."""
+        prelude = (f"import json, ray\nDASHBOARD = {self.dashboard_url!r}\n"
+                   f"ray.init(address={self.gcs_address!r}, logging_level='ERROR', log_to_driver=False)\n")
         done = subprocess.run([sys.executable, "-c", prelude + code], env=self.env(), capture_output=True, text=True,
                               timeout=timeout, cwd=REPO)
         if done.returncode != 0:

@@ -81,7 +81,7 @@ def alive_replicas(cluster: LocalCluster) -> list[dict]:
     return cluster.python(
         "from ray.util.state import list_actors\n"
         "print(json.dumps([dict(cls=a.class_name, node=a.node_id, name=a.name) for a in "
-        "list_actors(filters=[('state', '=', 'ALIVE')], limit=1000) if (a.class_name or '').startswith('ServeReplica:')]))"
+        "list_actors(address=DASHBOARD, filters=[('state', '=', 'ALIVE')], limit=1000) if (a.class_name or '').startswith('ServeReplica:')]))"
     )
 
 
