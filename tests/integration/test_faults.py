@@ -126,10 +126,11 @@ def test_a_killed_group_replica_fails_its_analyzers_only_and_serve_replaces_it(f
     r = result["r"]
     assert r.status_code == 200, r.text[:500]
     out = r.json()["analyzers"]
-    # The call in flight fails; cut_analysis runs in an earlier stage (camera_analysis uses its cuts), so it
-    # may have come back before the kill.
-    assert out["camera_analysis"]["status"] == "error" and "faults_motion failed" in out["camera_analysis"]["error"]
-    assert out["cut_analysis"]["status"] == "ok" or "faults_motion failed" in out["cut_analysis"]["error"]
+    # The call in flight fails. cut_analysis runs a stage before camera_analysis (which uses its cuts): killed
+    # during the first call, the second may reach the new replica; killed during the second, the first is done.
+    in_group = [out["cut_analysis"], out["camera_analysis"]]
+    assert any("faults_motion failed" in (o["error"] or "") for o in in_group), in_group
+    assert all(o["status"] == "ok" or "faults_motion failed" in o["error"] for o in in_group), in_group
     assert out["content_quality"]["status"] == "ok"
     # Serve notices and starts a new replica; the next request is whole.
     deadline = time.monotonic() + 180
