@@ -6,8 +6,8 @@
   ingress replica on one node is readable through every other replica (and survives any of them).
 
 The JSON file per report (`results_file`, as the replaced API returned) stays on the node that wrote it.
-Retention (max age, max total size) is enforced on save, at most every `prune_every_seconds`, by whichever
-replica saves; deleting the same old rows twice is harmless.
+Retention (max age, max total size) is enforced when a store opens and then on save, at most every
+`prune_every_seconds`, by whichever replica saves; deleting the same old rows twice is harmless.
 """
 
 from __future__ import annotations
@@ -175,13 +175,15 @@ class ReportStore:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         self.retention = Retention.model_validate(retention or {})
         self._lock = threading.Lock()
-        self._last_prune = 0.0
         if url and url.startswith(("postgresql://", "postgres://")):
             self.backend: _Sqlite | _Postgres = _Postgres(url)
         elif not url or url.startswith("sqlite://"):
             self.backend = _Sqlite(Path(url.removeprefix("sqlite://")) if url and url != "sqlite://" else self.data_dir / "reelscope.sqlite3")
         else:
             raise ValueError(f"store_url must start with postgresql:// or sqlite://, not {url.split(':')[0]!r}")
+        self._last_prune = time.monotonic()
+        if self.retention.active:  # once at start (a replica may live long before its first save), then on save
+            self._prune_logged()
 
     @property
     def kind(self) -> str:
@@ -200,11 +202,14 @@ class ReportStore:
         with self._lock:
             self.backend.put(report, text)
         if self.retention.active and time.monotonic() - self._last_prune >= self.retention.prune_every_seconds:
-            try:
-                self.prune()
-            except Exception:  # retention must never fail a finished analysis
-                logger.exception("report store: pruning failed")
+            self._prune_logged()
         return path
+
+    def _prune_logged(self) -> None:
+        try:
+            self.prune()
+        except Exception:  # retention must never fail a finished analysis
+            logger.exception("report store: pruning failed")
 
     def get(self, report_id: str) -> AnalysisReport | None:
         with self._lock:

@@ -102,6 +102,16 @@ def test_retention_by_size_keeps_the_newest_that_fit(store_factory):
     assert 200_000 < store.total_bytes() <= 0.25 * 1024 * 1024
 
 
+def test_pruning_runs_when_the_store_opens(store_factory, tmp_path):
+    clock = datetime.now(timezone.utc)
+    keeper = store_factory(data_dir=tmp_path / "a", sqlite_file=tmp_path / "shared.sqlite3")
+    keeper.save(report("ancient", 100, base=clock))
+    keeper.save(report("fresh", 0, base=clock))
+    reopened = store_factory(Retention(max_age_days=1, prune_every_seconds=3600), data_dir=tmp_path / "b",
+                             sqlite_file=tmp_path / "shared.sqlite3")
+    assert reopened.get("ancient") is None and reopened.get("fresh") is not None
+
+
 def test_pruning_runs_on_save(store_factory):
     store = store_factory(Retention(max_age_days=1, prune_every_seconds=0))
     clock = datetime.now(timezone.utc)
