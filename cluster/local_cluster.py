@@ -11,6 +11,9 @@ Private, so it can run beside other engineers' Ray clusters on the same machine:
   ports) is chosen free, per node, instead of Ray's fixed defaults (52365, 8265, 10002-19999...);
 - both nodes share one private --temp-dir under ROOT (Ray names each node's sockets apart, as its own
   multi-node test cluster does), so the whole cluster is found by that path;
+- memory: each node's object store is capped (--object-store-memory). Ray 2.60's `ray start` has no --memory
+  flag and refuses `memory` in --resources, so the schedulable memory is what Ray detects; replicas that
+  need a bound ask for it (`ray_actor_options.memory`);
 - it is stopped by its own processes: those whose command line names ROOT's temp dir. Never a bare
   `ray stop`, which ends every Ray on the machine.
 
