@@ -232,6 +232,7 @@ HOSTILE_NAMES: list[tuple[str, bytes]] = [
     ("rtl_override", "invoice\u202emp4.exe".encode()),
     ("arabic", "\u0641\u064a\u062f\u064a\u0648.mp4".encode()),
     ("html", b"<script>alert(1)</script>.mp4"),
+    ("html_no_slash", b"<img src=x onerror=alert(1)>.mp4"),
     ("empty", b""),
     ("latin1_bytes", b"caf\xe9.mp4"),
 ]
@@ -490,7 +491,7 @@ def run_matrix(work: Path, burst_size: int = 50) -> tuple[Matrix, dict]:
             safe = shown is None or ("/" not in shown and len(shown) <= 200 and all(c.isprintable() for c in shown))
             if r.status_code == 200:
                 page = client.get(f"/report/{r.json()['id']}")
-                safe = safe and "<script>alert" not in page.text
+                safe = safe and "<script>alert" not in page.text and "<img src=x" not in page.text
             m.record("file name", f"{label}: {filename[:40]!r}", "200,400 harmless", r, ok=r.status_code in (200, 400) and safe,
                      got=f"{r.status_code}" + (f" shown as {shown[:40]!r}" if shown else ""))
         # video_path
@@ -632,8 +633,9 @@ def render(m: Matrix, facts: dict, machine: str) -> str:
         f"| embedded default (queue unbounded) | {d['sent']} | {d['ok']} | 0 | {d['stored']} | {d['lost']} | {d['duplicates']} / {d['extra']} | - |",
         f"| bounded (max_ongoing 2, max_queued 4) | {b['sent']} | {b['ok']} | {b['rejected_503']} | {b['stored']} | {b['lost']} | 0 / {b['extra']} | {b['retry_after_header']} of {b['rejected_503']} |",
         "",
-        f"Burst of {d['sent']} on the embedded default took {facts['burst_seconds']} s; the killed replica was replaced and the next "
-        f"request whole after {facts['replica_replaced_seconds']} s. Upload spool after the run: "
+        f"Burst of {d['sent']} on the embedded default took {facts['burst_seconds']} s. After the request whose group replica was "
+        f"killed had returned, Serve's new replica served a whole report within {facts['replica_replaced_seconds']} s. "
+        "Upload spool after the run: "
         + ", ".join(f"{k}: {len(v)} files" for k, v in facts["spool_left"].items()) + ".",
         "",
         table.table(),
