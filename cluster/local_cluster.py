@@ -58,9 +58,11 @@ def free_port() -> int:
 
 
 def _free_range(size: int) -> tuple[int, int]:
-    """A block of ports for Ray's worker processes, away from Ray's default 10002-19999 that other clusters use."""
+    """A block of ports for Ray's worker processes: away from Ray's default 10002-19999 that other clusters use,
+    and below the kernel's ephemeral range, from which free_port() draws every other port of the cluster."""
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     for _ in range(50):
-        low = random.randrange(20000, 60000 - size)
+        low = random.randrange(20000, ephemeral_low - size)
         probes = (low, low + size // 2, low + size - 1)
         try:
             for port in probes:
