@@ -67,14 +67,21 @@ class TextOverlaySettings(BaseModel):
     unchanged_frame_diff: float = Field(
         15.0, ge=0, description="OCR is reused when no 1/96-of-frame cell changed by more grey levels than this.")
     threads: int | None = Field(None, ge=1, description="onnxruntime threads for RapidOCR; None: all cores.")
+    det_limit_side_len: int = Field(960, ge=64, description="RapidOCR text detection input size (see det_limit_type).")
+    det_limit_type: Literal["max", "min"] = Field(
+        "max",
+        description="'max': shrink so the longer side is at most det_limit_side_len. RapidOCR's own default, 'min' "
+        "with 736, *enlarges* every frame whose shorter side is below 736 - a 9:16 frame at 960 px by 1.85x in "
+        "pixels, a 240p clip by 9x - which measured 2x (9:16) to 16x (240p) slower on CPU for the same captions.")
     tesseract_cmd: str = "tesseract"
     tesseract_lang: str = "eng"
 
 
-def rapidocr_engine(threads: int | None = None):
+def rapidocr_engine(threads: int | None = None, det_limit_side_len: int = 960, det_limit_type: str = "max"):
     from rapidocr_onnxruntime import RapidOCR
 
-    engine = RapidOCR(intra_op_num_threads=threads) if threads else RapidOCR()
+    options = {"det_limit_side_len": det_limit_side_len, "det_limit_type": det_limit_type}
+    engine = RapidOCR(intra_op_num_threads=threads, **options) if threads else RapidOCR(**options)
 
     def read(image_rgb: np.ndarray) -> list[Detection]:
         h, w = image_rgb.shape[:2]
@@ -216,7 +223,7 @@ class TextOverlay(Analyzer):
         s = self.settings
         try:
             if s.engine == "rapidocr":
-                self._read = rapidocr_engine(s.threads)
+                self._read = rapidocr_engine(s.threads, s.det_limit_side_len, s.det_limit_type)
             else:
                 self._read = tesseract_engine(s.tesseract_cmd, s.tesseract_lang)
         except AnalyzerUnavailable:
