@@ -1,26 +1,52 @@
 """Prometheus metrics over the node's metrics export port: reelscope's own (deployments/metrics.py) after real
 requests, with sane values, and the Serve metrics the Grafana dashboard (cluster/grafana-reelscope.json) reads.
 
-Its own private Ray (module scope), started through deployments.launch.start_local_ray with a chosen
-metrics_export_port, torn down by its own handle before the other integration modules start theirs.
+The service runs in a child process with its own private Ray, started through deployments.launch.start_local_ray
+with a chosen metrics_export_port: the other integration modules share one in-process Ray (a session fixture)
+that may already be up when this module runs. SIGTERM makes the child shut its Ray down by its own handle.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
-from deployments.launch import config_env_vars, deploy, load_config, start_local_ray
+from deployments.launch import load_config
 from tests.synth import SHARED_MEDIA
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
 REPO = Path(__file__).resolve().parents[2]
+
+SERVER = """
+import signal, sys, time, yaml
+from deployments.launch import config_env_vars, deploy, start_local_ray
+config, ports, ready = yaml.safe_load(open(sys.argv[1])), [int(p) for p in sys.argv[2:4]], sys.argv[4]
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+temp_dir = start_local_ray(num_cpus=2, dashboard=True, dashboard_port=ports[0], metrics_export_port=ports[1],
+                env_vars=config_env_vars(config), object_store_bytes=300 * 1024 * 1024)
+try:
+    deploy(config)
+    open(ready, "w").write(temp_dir)
+    while not stop:
+        time.sleep(0.3)
+finally:
+    import ray
+    from ray import serve
+    serve.shutdown()
+    ray.shutdown()
+"""
 
 
 def free_port() -> int:
@@ -33,11 +59,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    import ray
-    from ray import serve
-
-    if ray.is_initialized():
-        pytest.skip("a Ray is already connected in this process; this module needs its own with a known metrics port")
+    tmp = tmp_path_factory.mktemp("metrics")
     config = load_config(REPO / "serve_config.cpu.yaml")
     args = config["applications"][0]["args"]
     # cut_analysis succeeds; color_analysis is given no time, so it errors (timed out); video_llava has no
@@ -45,19 +67,53 @@ def service(tmp_path_factory):
     kept = {"stage4_gpu_fast": ["cut_analysis", "video_llava"], "stage3_gpu_light": ["color_analysis"]}
     args["groups"] = [{**g, "analyzers": kept[g["name"]]} for g in args["groups"] if g["name"] in kept]
     args["timeouts"] = {"color_analysis": 0.001}
-    args["ingress"].update(media_root=str(SHARED_MEDIA), data_dir=str(tmp_path_factory.mktemp("data")))
+    args["ingress"].update(media_root=str(SHARED_MEDIA), data_dir=str(tmp / "data"))
     http_port, metrics_port, dashboard_port = free_port(), free_port(), free_port()
     config["http_options"]["port"] = http_port
-    start_local_ray(num_cpus=2, dashboard=True, dashboard_port=dashboard_port, metrics_export_port=metrics_port,
-                    env_vars=config_env_vars(config), object_store_bytes=300 * 1024 * 1024)
+    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
+    ready = tmp / "ready"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    child = subprocess.Popen([sys.executable, "-c", SERVER, str(tmp / "config.yaml"), str(dashboard_port), str(metrics_port),
+                              str(ready)], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "w"))
     try:
-        deploy(config)
+        deadline = time.monotonic() + 240
+        while not ready.exists():
+            assert child.poll() is None, f"the service exited: {(tmp / 'server.log').read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "the service did not come up within 240 s"
+            time.sleep(1)
         with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=300) as client:
             yield {"client": client, "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics",
                    "dashboard_url": f"http://127.0.0.1:{dashboard_port}"}
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout=10)
+        if ready.exists():
+            _kill_leftovers(ready.read_text().strip())
+
+
+def _kill_leftovers(temp_dir: str) -> None:
+    """Ray 2.60's dashboard and runtime-env agents can outlive ray.shutdown(); ours hold their logs open under
+    the child's private temp dir, which is how they are found (never by name)."""
+    import psutil
+
+    from cluster.local_cluster import _holds_file_under
+
+    if not temp_dir.startswith("/tmp/"):
+        return
+    for _ in range(10):
+        left = [p for p in psutil.process_iter() if p.pid != os.getpid() and _holds_file_under(p.pid, temp_dir)]
+        if not left:
+            return
+        for proc in left:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        time.sleep(1)
 
 
 def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
