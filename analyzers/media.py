@@ -88,6 +88,8 @@ def probe(path: str | Path) -> VideoMetadata:
         out = subprocess.run(cmd, capture_output=True, timeout=30, check=False)
     except subprocess.TimeoutExpired as exc:
         raise MediaError("probing the file took too long") from exc
+    except FileNotFoundError:  # a machine without ffprobe (e.g. a bare GPU box) can still serve, less precisely
+        return _probe_with_decord(path)
     if out.returncode != 0:
         raise MediaError("not a readable media file")
     info = json.loads(out.stdout or b"{}")
@@ -121,6 +123,32 @@ def probe(path: str | Path) -> VideoMetadata:
         size_bytes=path.stat().st_size,
         container=str(fmt.get("format_name", "unknown")),
     )
+
+
+def _probe_with_decord(path: Path) -> VideoMetadata:
+    """Fallback when ffprobe is not installed. decord reports no rotation (taken as 0: a rotated phone video
+    then comes out sideways), no codec, bit rate or audio offset, and has no cheap audio check: whether a
+    track exists is learned by decoding it, so this costs one extra audio decode per probe."""
+    import decord
+
+    try:
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        n = len(reader)
+        height, width = reader[0].shape[:2] if n else (0, 0)
+        fps = float(reader.get_avg_fps() or 0.0)
+        duration = float(reader.get_frame_timestamp(n - 1)[1]) if n else 0.0
+        del reader
+    except Exception as exc:
+        raise MediaError(f"not a readable media file: {_first_line(exc)}") from exc
+    if n == 0 or width <= 0 or height <= 0:
+        raise MediaError("the file has no video stream")
+    try:
+        has_audio = len(decord.AudioReader(str(path), ctx=decord.cpu(0), sample_rate=AUDIO_SAMPLE_RATE, mono=True)) > 0
+    except Exception:
+        has_audio = False
+    return VideoMetadata(duration=duration, fps=fps, frame_count=n, width=int(width), height=int(height), rotation=0,
+                         codec="unknown (no ffprobe)", has_audio=has_audio, size_bytes=path.stat().st_size,
+                         container=path.suffix.lstrip(".") or "unknown")
 
 
 def sample_indices(timestamps: np.ndarray, spec: FrameSpec, duration: float) -> np.ndarray:
