@@ -46,12 +46,16 @@ class VideoMetadata(BaseModel):
 
 @dataclass
 class FrameSet:
-    """Frames of one spec: `frames` is (N, H, W, 3) uint8 RGB, upright; `timestamps` in seconds; `indices` in the source."""
+    """Frames of one spec: `frames` is (N, H, W, 3) uint8 RGB, upright; `timestamps` in seconds; `indices` in the source.
+
+    `stride` > 1 says the declared rate was thinned to every stride-th sample to stay within the decode's
+    memory budget (long videos); use `timestamps`, not the declared fps, for times."""
 
     spec: FrameSpec
     frames: np.ndarray
     timestamps: np.ndarray
     indices: np.ndarray
+    stride: int = 1
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -164,8 +168,12 @@ def sample_indices(timestamps: np.ndarray, spec: FrameSpec, duration: float) -> 
     return np.unique(np.clip(idx, 0, n - 1))
 
 
-def decode(path: str | Path, specs: set[FrameSpec], want_audio: bool, metadata: VideoMetadata | None = None) -> MediaBundle:
-    """Decode `path` once: frames for every spec in `specs`, and audio when `want_audio` and the file has it."""
+def decode(path: str | Path, specs: set[FrameSpec], want_audio: bool, metadata: VideoMetadata | None = None,
+           max_frame_bytes: int | None = None) -> MediaBundle:
+    """Decode `path` once: frames for every spec in `specs`, and audio when `want_audio` and the file has it.
+
+    `max_frame_bytes` bounds the memory of all kept frames together: when the declared rates would exceed it
+    (a 10-minute clip at 2 fps and 960 px is 1.9 GB for one spec), rate-based specs are thinned evenly."""
     import decord  # imported here so the contract and metadata stay usable without decord
 
     metadata = metadata or probe(path)
@@ -175,14 +183,15 @@ def decode(path: str | Path, specs: set[FrameSpec], want_audio: bool, metadata: 
             reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
         except Exception as exc:  # decord raises its own DECORDError for anything it cannot open
             raise MediaError(f"could not decode the video stream: {_first_line(exc)}") from exc
-        bundle.frame_sets = _decode_frames(reader, specs, metadata)
+        bundle.frame_sets = _decode_frames(reader, specs, metadata, max_frame_bytes)
         del reader
     if want_audio and metadata.has_audio:
         bundle.audio = _decode_audio(path, metadata.audio_offset)
     return bundle
 
 
-def _decode_frames(reader, specs: set[FrameSpec], metadata: VideoMetadata) -> dict[FrameSpec, FrameSet]:
+def _decode_frames(reader, specs: set[FrameSpec], metadata: VideoMetadata, max_frame_bytes: int | None = None
+                   ) -> dict[FrameSpec, FrameSet]:
     n = len(reader)
     if n == 0:
         raise MediaError("the video stream has no frames")
@@ -193,12 +202,19 @@ def _decode_frames(reader, specs: set[FrameSpec], metadata: VideoMetadata) -> di
         raise MediaError(f"the video stream runs {timestamps[-1]:.0f} s but its header declares {metadata.duration:.0f} s")
     duration = metadata.duration or float(timestamps[-1])
     wanted = {spec: sample_indices(timestamps, spec, duration) for spec in specs}
+    stride = _stride_for_budget(wanted, metadata, max_frame_bytes)
+    for spec in specs:
+        if spec.count is None and stride > 1:
+            wanted[spec] = wanted[spec][::stride]
     wanted_by_index: dict[int, list[FrameSpec]] = {}
     for spec, indices in wanted.items():
         for i in indices.tolist():
             wanted_by_index.setdefault(i, []).append(spec)
 
-    kept: dict[FrameSpec, list[np.ndarray]] = {spec: [] for spec in specs}
+    # Filled in place (allocated at the first frame, when the scaled size is known): no list-then-stack copy,
+    # so the peak is the kept frames once.
+    kept: dict[FrameSpec, np.ndarray] = {}
+    filled = dict.fromkeys(specs, 0)
     rotation: int | None = None  # decided on the first frame: some decord builds rotate already, some don't
     position = 0  # index of the frame the next reader.next() returns
     for index in sorted(wanted_by_index):
@@ -215,17 +231,36 @@ def _decode_frames(reader, specs: set[FrameSpec], metadata: VideoMetadata) -> di
             rotation = 0 if upright else metadata.rotation
         frame = _upright(frame, rotation)
         for spec in wanted_by_index[index]:
-            kept[spec].append(_fit(frame, spec.max_side))
+            small = _fit(frame, spec.max_side)
+            if spec not in kept:
+                kept[spec] = np.empty((len(wanted[spec]), *small.shape), dtype=np.uint8)
+            kept[spec][filled[spec]] = small
+            filled[spec] += 1
 
     return {
         spec: FrameSet(
             spec=spec,
-            frames=np.stack(kept[spec]),
-            timestamps=timestamps[wanted[spec]],
-            indices=wanted[spec].astype(np.int64),
+            frames=kept[spec][: filled[spec]],
+            timestamps=timestamps[wanted[spec]][: filled[spec]],
+            indices=wanted[spec].astype(np.int64)[: filled[spec]],
+            stride=stride if spec.count is None else 1,
         )
         for spec in specs
     }
+
+
+def _stride_for_budget(wanted: dict[FrameSpec, np.ndarray], metadata: VideoMetadata, max_bytes: int | None) -> int:
+    """Every how-many-th sample to keep so that all frame sets fit in `max_bytes` (1: all of them)."""
+    if not max_bytes:
+        return 1
+    def frame_bytes(spec: FrameSpec) -> int:
+        scale = min(1.0, spec.max_side / max(metadata.width, metadata.height, 1))
+        return max(1, round(metadata.width * scale)) * max(1, round(metadata.height * scale)) * 3
+    fixed = sum(len(i) * frame_bytes(s) for s, i in wanted.items() if s.count is not None)
+    rated = sum(len(i) * frame_bytes(s) for s, i in wanted.items() if s.count is None)
+    if rated + fixed <= max_bytes or rated == 0:
+        return 1
+    return max(1, math.ceil(rated / max(max_bytes - fixed, 1)))
 
 
 def _decode_audio(path: str | Path, offset: float) -> AudioTrack | None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,28 +30,34 @@ logger = logging.getLogger("ray.serve")
 
 @dataclass
 class Slot:
-    """One analyzer in this replica and how its load went."""
+    """One analyzer in this replica, how its load went, and the one thread it lives on.
+
+    Every call of an analyzer - load, warm-up, analyze, ask - runs on the slot's own single thread. That
+    serializes requests per model (most model objects are not thread-safe) and keeps thread-bound state on
+    one thread: torch.compile's CUDA graphs are recorded per thread, and a model called from a fresh pool
+    thread re-recorded them mid-request, breaking the other models' CUDA calls (seen on the H100, c=8)."""
 
     name: str
     analyzer: Analyzer | None
     state: AnalyzerStatus  # ok (loaded), unavailable, error
     reason: str | None
     load_seconds: float
-    lock: asyncio.Lock
+    thread: ThreadPoolExecutor
 
 
 def load_slot(name: str, settings: dict[str, Any] | None, device: str) -> Slot:
     started = time.perf_counter()
+    thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"analyzer-{name}")
     try:
         analyzer = analyzer_class(name)(settings)
-        analyzer.load(device)
-        return Slot(name, analyzer, AnalyzerStatus.ok, None, time.perf_counter() - started, asyncio.Lock())
+        thread.submit(analyzer.load, device).result()
+        return Slot(name, analyzer, AnalyzerStatus.ok, None, time.perf_counter() - started, thread)
     except AnalyzerUnavailable as exc:
-        return Slot(name, None, AnalyzerStatus.unavailable, str(exc), time.perf_counter() - started, asyncio.Lock())
+        return Slot(name, None, AnalyzerStatus.unavailable, public(str(exc)), time.perf_counter() - started, thread)
     except Exception as exc:  # a broken model must not take the other analyzers of the group down
         logger.exception("loading analyzer %s failed", name)
-        reason = f"model failed to load: {type(exc).__name__}: {str(exc)[:300]}"
-        return Slot(name, None, AnalyzerStatus.error, reason, time.perf_counter() - started, asyncio.Lock())
+        reason = f"model failed to load: {type(exc).__name__}: {public(str(exc))[:300]}"
+        return Slot(name, None, AnalyzerStatus.error, reason, time.perf_counter() - started, thread)
 
 
 class AnalyzerGroup:
@@ -101,24 +109,20 @@ class AnalyzerGroup:
             return AnalyzerOutcome(status=AnalyzerStatus.error, error=f"bad upstream result: {exc}", group=self.group)
         started = time.perf_counter()
         try:
-            # One request at a time per model: most model objects are not thread-safe.
-            async with slot.lock:
-                result: BaseModel = await asyncio.wait_for(
-                    asyncio.to_thread(analyzer.analyze, media, typed_upstream), timeout=self.timeouts.get(name)
-                )
+            result: BaseModel = await _exclusive(slot, self.timeouts.get(name), analyzer.analyze, media, typed_upstream)
             status, payload, error = AnalyzerStatus.ok, result.model_dump(mode="json"), None
         except AnalyzerUnavailable as exc:
-            status, payload, error = AnalyzerStatus.unavailable, None, str(exc)
+            status, payload, error = AnalyzerStatus.unavailable, None, public(str(exc))
         except asyncio.TimeoutError:
             status, payload, error = AnalyzerStatus.error, None, f"timed out after {self.timeouts.get(name)} s"
         except Exception as exc:
             logger.exception("analyzer %s failed", name)
-            status, payload, error = AnalyzerStatus.error, None, f"{type(exc).__name__}: {str(exc)[:300]}"
+            status, payload, error = AnalyzerStatus.error, None, f"{type(exc).__name__}: {public(str(exc))[:300]}"
             if _is_fatal(exc):
                 self._fatal = f"{name}: {error}"
         return AnalyzerOutcome(
             status=status, seconds=round(time.perf_counter() - started, 4), result=payload, error=error,
-            model=analyzer.model_in_use, group=self.group,
+            model=public(analyzer.model_in_use), group=self.group,
         )
 
     async def ask(self, analyzer_name: str, media_refs: MediaRefs, question: str) -> dict[str, Any]:
@@ -127,10 +131,7 @@ class AnalyzerGroup:
         if slot is None or slot.analyzer is None:
             raise AnalyzerUnavailable(slot.reason if slot else f"{analyzer_name} is not hosted by {self.group}")
         media = await self._resolve(media_refs, [analyzer_name])
-        async with slot.lock:
-            answer = await asyncio.wait_for(
-                asyncio.to_thread(slot.analyzer.ask, media, question), timeout=self.timeouts.get(analyzer_name)
-            )
+        answer = await _exclusive(slot, self.timeouts.get(analyzer_name), slot.analyzer.ask, media, question)
         return answer.model_dump(mode="json")
 
     def describe(self) -> dict[str, dict[str, Any]]:
@@ -140,7 +141,7 @@ class AnalyzerGroup:
             name: {
                 "state": slot.state.value,
                 "reason": slot.reason,
-                "model": slot.analyzer.model_in_use if slot.analyzer else None,
+                "model": public(slot.analyzer.model_in_use) if slot.analyzer else None,
                 "load_seconds": round(slot.load_seconds, 3),
                 "device": self.device,
                 "gpu_ids": gpu_ids,
@@ -152,6 +153,25 @@ class AnalyzerGroup:
         """Serve calls this periodically; raising makes Serve replace the replica (e.g. after a CUDA fault)."""
         if self._fatal:
             raise RuntimeError(f"replica of {self.group} is unusable: {self._fatal}")
+
+
+async def _exclusive(slot: Slot, timeout: float | None, fn, *args):
+    """Run `fn(*args)` on the slot's own thread (see Slot). A timed-out call cannot be stopped: it keeps the
+    thread, so the next request for this model waits behind it instead of sharing the model."""
+    future = asyncio.get_running_loop().run_in_executor(slot.thread, fn, *args)
+    # an abandoned call's error is retrieved here, so it is not reported as unhandled
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return await asyncio.wait_for(asyncio.shield(future), timeout)
+
+
+_PATH = re.compile(r"(?<![\w.~])(?:/[^\s/'\"`:,;()\[\]{}]+){2,}")
+
+
+def public(text: str | None) -> str | None:
+    """Text for clients: absolute server paths (model files, folders) shortened to their last part."""
+    if not text:
+        return text
+    return _PATH.sub(lambda m: ".../" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
 
 
 def _typed_upstream(analyzer: Analyzer, upstream: dict[str, dict[str, Any]]) -> dict[str, BaseModel]:
