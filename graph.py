@@ -54,10 +54,12 @@ class IngressConfig(BaseModel):
     max_duration_seconds: float = Field(900, gt=0)
     max_pixels: int = Field(7680 * 4320, gt=0)
     max_concurrent_decodes: int = Field(2, ge=1)
+    max_frame_mb: float = Field(1500, gt=0, description="Memory of one request's decoded frames; long videos are sampled sparser to fit.")
     group_timeout_seconds: float = Field(600, gt=0)
     num_replicas: int = Field(1, ge=1)
     max_ongoing_requests: int = Field(16, ge=1)
     max_queued_requests: int = Field(-1, ge=-1, description="Beyond this queue Serve answers 503; -1: unbounded.")
+    retry_after_s: float = Field(5, ge=0, description="Retry-After on those 503s: when a client should try again.")
     api_token_env: str | None = Field(None, description="Name of an environment variable holding the bearer token.")
     store_url: str | None = Field(None, pattern=r"^(postgresql|postgres|sqlite)://",
                                   description="Report database; postgresql://user@host/db shares reports across nodes "
@@ -176,6 +178,7 @@ def build_app(args: dict[str, Any]) -> Application:
         max_duration_seconds=ing.max_duration_seconds,
         max_pixels=ing.max_pixels,
         max_concurrent_decodes=ing.max_concurrent_decodes,
+        max_frame_bytes=int(ing.max_frame_mb * 1024 * 1024),
         group_timeout_seconds=ing.group_timeout_seconds,
         api_token=_token_from_env(ing.api_token_env),
         store_url=ing.store_url,
@@ -187,5 +190,6 @@ def build_app(args: dict[str, Any]) -> Application:
         num_replicas=ing.num_replicas,
         max_ongoing_requests=ing.max_ongoing_requests,
         max_queued_requests=ing.max_queued_requests,
+        backpressure_config={"retry_after_s": ing.retry_after_s},
         ray_actor_options=ing.ray_actor_options.model_dump(exclude_none=True),
     ).bind(group_handles, [i.model_dump(mode="json") for i in infos], settings.model_dump(mode="json"))

@@ -61,6 +61,7 @@ class IngressSettings(BaseModel):
     max_duration_seconds: float = Field(..., gt=0)
     max_pixels: int = Field(..., gt=0, description="Largest width x height accepted.")
     max_concurrent_decodes: int = Field(..., ge=1, description="Decodes at once per ingress replica: bounds its memory.")
+    max_frame_bytes: int = Field(1_500_000_000, gt=0, description="Memory of one request's kept frames; long videos are thinned.")
     group_timeout_seconds: float = Field(..., gt=0)
     api_token: str | None = Field(None, description="When set, every route but /health needs `Authorization: Bearer <token>`.")
     store_url: str | None = Field(None, description="postgresql://... shares reports across nodes; None: SQLite in data_dir.")
@@ -495,6 +496,10 @@ class Ingress:
         emit = on_outcome or _ignore_outcome
         key = cache_key(source.sha256, plan.requested, self.settings.config_digest)
         if not refresh and (cached := await self._cached_report(key)) is not None:
+            # The findings are the same bytes' findings; the source is this request's, never an earlier
+            # uploader's file name or path (anyone holding the same bytes would learn it otherwise).
+            cached.source = SourceInfo(filename=source.filename, sha256=source.sha256, size_bytes=source.size,
+                                       media_path=source.media_path)
             if on_running:
                 await on_running()
             for name, outcome in cached.analyzers.items():
@@ -507,7 +512,8 @@ class Ingress:
                 await on_running()
             try:
                 bundle = await asyncio.to_thread(
-                    decode, source.path, frame_specs(plan.to_run, self.infos), needs_audio(plan.to_run, self.infos), metadata
+                    decode, source.path, frame_specs(plan.to_run, self.infos), needs_audio(plan.to_run, self.infos), metadata,
+                    self.settings.max_frame_bytes
                 )
             except MediaError as exc:
                 raise ApiError(415, "unsupported_media", f"cannot decode this video: {exc}") from None

@@ -53,8 +53,8 @@ def post(faults, clip: Path, analyzers: str, headers=AUTH, timeout: float = 300,
         r = faults["client"].post(f"{PREFIX}/analyze", params={"refresh": "true"}, files={"file": ("clip.mp4", f)},
                                   data={"analyzers": analyzers}, headers=headers, timeout=timeout)
     assert r.status_code < 500, (r.status_code, r.text[:500])
-    # The operator's own model paths come back in `model` labels and load errors (known, see the xfail below);
-    # any other path or a traceback is a failure.
+    # No server path and no traceback reaches the client (configured model paths: checked strictly in
+    # test_configured_model_paths_do_not_reach_the_client).
     text = r.text
     for path in faults["configured_paths"]:
         text = text.replace(path, "<configured>")
@@ -103,8 +103,6 @@ def test_a_model_that_fails_to_load_is_an_error_the_others_run(faults):
     assert again.json()["cached"] is False
 
 
-@pytest.mark.xfail(strict=True, reason="group.py load_slot puts str(exc) into the reason (onnxruntime names the model "
-                   "file) and model_in_use labels name a configured model folder: the operator's paths reach the client")
 def test_configured_model_paths_do_not_reach_the_client(faults):
     r = post(faults, faults["clip"], "audio_environment,speech_transcription")
     assert not any(path in r.text for path in faults["configured_paths"])

@@ -98,3 +98,18 @@ def test_audio_is_aligned_with_the_video_clock(tmp_path, container):
     audio = decode(clip, set(), want_audio=True).audio.samples
     onset = np.argmax(np.abs(audio) > 0.1) / 16000
     assert onset == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_long_video_is_thinned_to_the_memory_budget(tmp_path):
+    """Rate-based specs keep every k-th sample when the declared rates would pass the budget; counts are kept."""
+    clip = solid_clip(tmp_path / "long.mp4", ["red", "blue", "green", "white"], seconds_each=5, size="320x240", fps=25)
+    every, two_fps, eight = FrameSpec(max_side=64), FrameSpec(fps=2, max_side=160), FrameSpec(count=8, max_side=64)
+    full = decode(clip, {every, two_fps, eight}, want_audio=False)
+    budget = sum(fs.frames.nbytes for fs in full.frame_sets.values()) // 3
+    thin = decode(clip, {every, two_fps, eight}, want_audio=False, max_frame_bytes=budget)
+    assert sum(fs.frames.nbytes for fs in thin.frame_sets.values()) <= budget
+    k = thin.frames(every).stride
+    assert k >= 3 and thin.frames(two_fps).stride == k  # a third of the budget: at least every 3rd sample
+    assert np.array_equal(thin.frames(every).frames, full.frames(every).frames[::k])
+    assert np.array_equal(thin.frames(two_fps).timestamps, full.frames(two_fps).timestamps[::k])
+    assert len(thin.frames(eight)) == 8 and thin.frames(eight).stride == 1
