@@ -98,15 +98,27 @@ def start_service(port: int) -> tuple[float, callable]:
     return time.perf_counter() - started
 
 
-def ingress_peak_rss_mb(dashboard: str) -> float | None:
-    """High-water mark of the ingress replica's resident memory (VmHWM), read from /proc."""
+def ingress_pid(dashboard: str) -> int | None:
     from ray.util.state import list_actors
 
     for actor in list_actors(address=dashboard, filters=[("state", "=", "ALIVE")], limit=1000):
         if (actor.class_name or "").endswith(":Ingress"):
-            for line in Path(f"/proc/{actor.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+            return actor.pid
+    return None
+
+
+def ingress_peak_rss_mb(dashboard: str, reset: bool = False) -> float | None:
+    """High-water mark of the ingress replica's resident memory (VmHWM), read from /proc; `reset` starts a new
+    high-water mark (Linux: writing 5 to clear_refs), so each growth step reports its own peak."""
+    pid = ingress_pid(dashboard)
+    if pid is None:
+        return None
+    if reset:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        return None
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return None
 
 
@@ -135,15 +147,17 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,2,4,8")
     parser.add_argument("--growth", default="30,120,600")
     parser.add_argument("--port", type=int, default=8640)
+    parser.add_argument("--growth-only", action="store_true", help="skip the baseline, the latency pair and throughput")
     parser.add_argument("--out", default=str(REPO / "bench/out/e2e.json"))
     args = parser.parse_args()
     clip = social_clip(CLIPS / f"social_{int(args.seconds)}s_720x1280.mp4", args.seconds)
     out: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": f"{platform.node()} {platform.processor() or platform.machine()}, 2 cores",
                  "clip": clip.name}
 
-    print("baseline: sequential in-process ...", flush=True)
-    out["baseline"] = sequential_baseline(clip)
-    print(json.dumps({k: v for k, v in out["baseline"].items() if k != "per_analyzer_s"}), flush=True)
+    if not args.growth_only:
+        print("baseline: sequential in-process ...", flush=True)
+        out["baseline"] = sequential_baseline(clip)
+        print(json.dumps({k: v for k, v in out["baseline"].items() if k != "per_analyzer_s"}), flush=True)
 
     import ray
     from ray import serve
@@ -153,23 +167,25 @@ def main() -> None:
     dashboard = f"http://127.0.0.1:{args.port + 1}"  # our own cluster's state API, whatever else runs here
     try:
         with httpx.Client(base_url=base, timeout=1800) as client:
-            first, _ = post(client, clip)
+            first, _ = post(client, clip)  # the first request pays lazy initialisation; the second is measured
             latency, report = post(client, clip)
-        out["graph"] = {
-            "first_request_s": round(first, 2), "latency_s": round(latency, 2), "decode_s": report["decode_seconds"],
-            "total_s": report["total_seconds"], "realtime_factor": report["realtime_factor"],
-            "per_analyzer_s": {n: o["seconds"] for n, o in report["analyzers"].items()},
-            "status": {n: o["status"] for n, o in report["analyzers"].items()},
-            "ingress_peak_rss_mb": ingress_peak_rss_mb(dashboard),
-        }
-        print(json.dumps({k: v for k, v in out["graph"].items() if k not in ("per_analyzer_s", "status")}), flush=True)
-        out["throughput"] = []
-        for n in [int(x) for x in args.concurrency.split(",") if x]:
-            out["throughput"].append(throughput(base, clip, n))
-            print(json.dumps(out["throughput"][-1]), flush=True)
+        if not args.growth_only:
+            out["graph"] = {
+                "first_request_s": round(first, 2), "latency_s": round(latency, 2), "decode_s": report["decode_seconds"],
+                "total_s": report["total_seconds"], "realtime_factor": report["realtime_factor"],
+                "per_analyzer_s": {n: o["seconds"] for n, o in report["analyzers"].items()},
+                "status": {n: o["status"] for n, o in report["analyzers"].items()},
+                "ingress_peak_rss_mb": ingress_peak_rss_mb(dashboard),
+            }
+            print(json.dumps({k: v for k, v in out["graph"].items() if k not in ("per_analyzer_s", "status")}), flush=True)
+            out["throughput"] = []
+            for n in [int(x) for x in args.concurrency.split(",") if x]:
+                out["throughput"].append(throughput(base, clip, n))
+                print(json.dumps(out["throughput"][-1]), flush=True)
         out["growth"] = []
         for seconds in [float(x) for x in args.growth.split(",") if x]:
             long_clip = social_clip(CLIPS / f"social_{int(seconds)}s_720x1280.mp4", seconds)
+            ingress_peak_rss_mb(dashboard, reset=True)
             with httpx.Client(base_url=base, timeout=3600) as client:
                 lat, rep = post(client, long_clip)
             out["growth"].append({"seconds": seconds, "latency_s": round(lat, 2), "decode_s": rep["decode_seconds"],
@@ -180,7 +196,7 @@ def main() -> None:
         ray.shutdown()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
-    print(markdown(out))
+    print(markdown(out) if not args.growth_only else growth_markdown(out))
 
 
 def markdown(out: dict) -> str:
@@ -200,8 +216,13 @@ def markdown(out: dict) -> str:
               f"| ingress peak RSS MB | {g['ingress_peak_rss_mb']} | - |", "",
               "| concurrency | videos/min | p50 s | p95 s |", "|---|---|---|---|"]
     lines += [f"| {t['concurrency']} | {t['videos_per_min']} | {t['p50_s']} | {t['p95_s']} |" for t in out.get("throughput", [])]
-    lines += ["", "| clip s | latency s | realtime factor | decode s | ingress peak RSS MB |", "|---|---|---|---|---|"]
-    lines += [f"| {x['seconds']:.0f} | {x['latency_s']} | {x['realtime_factor']} | {x['decode_s']} | {x['ingress_peak_rss_mb']:.0f} |" for x in out.get("growth", [])]
+    return "\n".join(lines) + "\n\n" + growth_markdown(out)
+
+
+def growth_markdown(out: dict) -> str:
+    lines = ["| clip s | latency s | realtime factor | decode s | ingress peak RSS MB (this request) |", "|---|---|---|---|---|"]
+    lines += [f"| {x['seconds']:.0f} | {x['latency_s']} | {x['realtime_factor']} | {x['decode_s']} | {x['ingress_peak_rss_mb']:.0f} |"
+              for x in out.get("growth", [])]
     return "\n".join(lines)
 
 
