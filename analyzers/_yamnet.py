@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import functools
 import math
 import tempfile
+import weakref
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,6 +151,16 @@ class YamnetModel:
             raise ValueError(f"class map has {len(self.labels)} names, YAMNet has 521")
 
     def scores(self, samples: np.ndarray) -> PatchScores:
+        """Per-patch probabilities. The last result is kept: audio_environment and sound_effects share one model
+        in a replica and ask for the same request's audio, which is then scored once."""
+        last = getattr(self, "_last", None)
+        if last is not None and last[0]() is samples:  # the same array object, still alive: the same audio
+            return last[1]
+        result = self._score(samples)
+        self._last = (weakref.ref(samples), result)
+        return result
+
+    def _score(self, samples: np.ndarray) -> PatchScores:
         patches, starts = log_mel_patches(samples)
         feed = patches[:, None, :, :].astype(np.float32)
         if "uint8" in self._input.type and self._in_q:
@@ -161,6 +173,22 @@ class YamnetModel:
             scale, zero = self._out_q
             logits = scale * (logits - zero)
         return PatchScores(starts=starts, probs=1.0 / (1.0 + np.exp(-np.clip(logits, -60.0, 60.0))), labels=self.labels)
+
+
+@functools.lru_cache(maxsize=4)
+def shared_model(model_path: str | None, class_map_path: str | None, threads: int) -> YamnetModel:
+    """One YAMNet per replica and configuration, shared by the analyzers that use it."""
+    return YamnetModel(model_path, class_map_path, threads)
+
+
+def load_for(analyzer_name: str, settings) -> YamnetModel:
+    """The analyzers' load(): the shared model, or AnalyzerUnavailable with the reason."""
+    from analyzers.base import AnalyzerUnavailable
+
+    try:
+        return shared_model(settings.model_path, settings.class_map_path, settings.threads)
+    except (FileNotFoundError, ImportError, ValueError) as exc:
+        raise AnalyzerUnavailable(f"YAMNet could not be loaded for {analyzer_name}: {exc}") from exc
 
 
 def _quantization(model: Path) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:

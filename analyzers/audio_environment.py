@@ -163,13 +163,10 @@ class AudioEnvironment(Analyzer):
     Settings = AudioEnvironmentSettings
 
     def load(self, device: str) -> None:
-        from analyzers._yamnet import YamnetModel
+        from analyzers._yamnet import load_for
 
         super().load(device)
-        try:
-            self.model = YamnetModel(self.settings.model_path, self.settings.class_map_path, self.settings.threads)
-        except (FileNotFoundError, ImportError, ValueError) as exc:
-            raise AnalyzerUnavailable(f"YAMNet could not be loaded: {exc}") from exc
+        self.model = load_for(self.name, self.settings)
 
     @property
     def model_in_use(self) -> str | None:

@@ -104,13 +104,10 @@ class SoundEffects(Analyzer):
     Settings = SoundEffectsSettings
 
     def load(self, device: str) -> None:
-        from analyzers._yamnet import YamnetModel
+        from analyzers._yamnet import load_for
 
         super().load(device)
-        try:
-            self.model = YamnetModel(self.settings.model_path, self.settings.class_map_path, self.settings.threads)
-        except (FileNotFoundError, ImportError, ValueError) as exc:
-            raise AnalyzerUnavailable(f"YAMNet could not be loaded: {exc}") from exc
+        self.model = load_for(self.name, self.settings)
         self.effect_classes = np.setdiff1d(np.arange(len(self.model.labels)), NOT_EFFECTS)
         if self.settings.sharpen:  # librosa compiles its kernels on first use: pay that here, not in the first request
             import librosa

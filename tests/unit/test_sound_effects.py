@@ -54,3 +54,21 @@ def test_unsharpened_events_still_cover_the_beeps(tmp_path):
 def test_plain_speech_has_few_effect_events(analyzer, shared_media, tmp_path, name):
     result = analyzer.analyze(clip_with_audio(shared_media / "audio" / name, tmp_path), {})
     assert result.event_count <= 1, result.model_dump()
+
+
+def test_both_yamnet_analyzers_share_one_model_and_score_a_track_once():
+    import numpy as np
+
+    from analyzers._yamnet import shared_model
+    from analyzers.audio_environment import AudioEnvironment
+    from analyzers.sound_effects import SoundEffects
+
+    environment, effects = AudioEnvironment(), SoundEffects({"sharpen": False})
+    environment.load("cpu")
+    effects.load("cpu")
+    assert environment.model is effects.model is shared_model(None, None, environment.settings.threads)
+    samples = np.random.default_rng(0).normal(0, 0.1, 16000 * 3).astype(np.float32)
+    first = environment.model.scores(samples)
+    assert effects.model.scores(samples) is first  # the same track: scored once
+    again = effects.model.scores(samples.copy())  # an equal copy is another track: scored anew, same numbers
+    assert again is not first and np.allclose(again.probs, first.probs)
