@@ -123,22 +123,11 @@ class _Sqlite:
 
 
 class _Postgres:
-    """One connection per replica, serialised by the store's lock; reconnects once if the server went away."""
-
     def __init__(self, url: str):
-        import psycopg  # only deployments that configure a store_url need it
+        from deployments.store import PostgresConnection
 
-        self._psycopg, self.url = psycopg, url
-        self.conn = self._connect()
-
-    def _connect(self):
-        conn = self._psycopg.connect(self.url, connect_timeout=10)
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('reelscope.jobs.schema'))")  # replicas start at once
-            for statement in SCHEMA.format(float8="DOUBLE PRECISION").split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-        return conn
+        statements = [st for st in SCHEMA.format(float8="DOUBLE PRECISION").split(";") if st.strip()]
+        self.pg = PostgresConnection(url, "jobs", statements)
 
     def run(self, sql: str, params: tuple | list = (), many: bool = False) -> list[tuple]:
         sql = sql.replace("?", "%s")
@@ -151,19 +140,10 @@ class _Postgres:
             cursor = conn.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
 
-        try:
-            with self.conn.transaction():
-                return work(self.conn)
-        except self._psycopg.OperationalError:
-            if not self.conn.closed and not self.conn.broken:
-                raise
-            logger.warning("job store: connection lost, reconnecting once")
-            self.conn = self._connect()
-            with self.conn.transaction():
-                return work(self.conn)
+        return self.pg.run(work)
 
     def close(self) -> None:
-        self.conn.close()
+        self.pg.close()
 
 
 class JobStore:

@@ -109,35 +109,46 @@ class _Sqlite:
         self.db.close()
 
 
-class _Postgres:
-    """One connection per replica, serialised by the store's lock; reconnects once if the server went away."""
+class PostgresConnection:
+    """One PostgreSQL connection per replica (callers serialise its use). Its schema is created under an
+    advisory lock, because several replicas start at once and CREATE ... IF NOT EXISTS alone races on the
+    catalogue; a connection the server dropped is reopened once. Shared by the report and the job store."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, schema_name: str, statements: list[str]):
         import psycopg  # only deployments that configure a store_url need it
 
-        self._psycopg = psycopg
-        self.url = url
+        self._psycopg, self.url = psycopg, url
+        self.schema_name, self.statements = schema_name, statements
         self.conn = self._connect()
 
     def _connect(self):
         conn = self._psycopg.connect(self.url, connect_timeout=10)
         with conn.transaction():
-            # Several replicas start at once; CREATE ... IF NOT EXISTS alone races on the catalogue.
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('reelscope.reports.schema'))")
-            conn.execute(POSTGRES_SCHEMA)
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"reelscope.{self.schema_name}.schema",))
+            for statement in self.statements:
+                conn.execute(statement)
         return conn
 
-    def _run(self, work):
+    def run(self, work):
         try:
             with self.conn.transaction():
                 return work(self.conn)
         except self._psycopg.OperationalError:
             if not self.conn.closed and not self.conn.broken:
                 raise
-            logger.warning("report store: connection lost, reconnecting once")
+            logger.warning("%s store: connection lost, reconnecting once", self.schema_name)
             self.conn = self._connect()
             with self.conn.transaction():
                 return work(self.conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _Postgres:
+    def __init__(self, url: str):
+        self.pg = PostgresConnection(url, "reports", [POSTGRES_SCHEMA])
+        self._run = self.pg.run
 
     def put(self, report: AnalysisReport, text: str) -> None:
         self._run(lambda c: c.execute(
@@ -163,7 +174,7 @@ class _Postgres:
         return int(self._run(lambda c: c.execute("SELECT COALESCE(SUM(size_bytes), 0) FROM reports").fetchone()[0]))
 
     def close(self) -> None:
-        self.conn.close()
+        self.pg.close()
 
 
 class ReportStore:
