@@ -62,6 +62,7 @@ class IngressSettings(BaseModel):
     max_pixels: int = Field(..., gt=0, description="Largest width x height accepted.")
     max_concurrent_decodes: int = Field(..., ge=1, description="Decodes at once per ingress replica: bounds its memory.")
     max_frame_bytes: int = Field(1_500_000_000, gt=0, description="Memory of one request's kept frames; long videos are thinned.")
+    decode_threads: int = Field(1, ge=0, description="FFmpeg decoder threads per decode (0: one per core).")
     group_timeout_seconds: float = Field(..., gt=0)
     api_token: str | None = Field(None, description="When set, every route but /health needs `Authorization: Bearer <token>`.")
     store_url: str | None = Field(None, description="postgresql://... shares reports across nodes; None: SQLite in data_dir.")
@@ -513,7 +514,7 @@ class Ingress:
             try:
                 bundle = await asyncio.to_thread(
                     decode, source.path, frame_specs(plan.to_run, self.infos), needs_audio(plan.to_run, self.infos), metadata,
-                    self.settings.max_frame_bytes
+                    self.settings.max_frame_bytes, self.settings.decode_threads
                 )
             except MediaError as exc:
                 raise ApiError(415, "unsupported_media", f"cannot decode this video: {exc}") from None

