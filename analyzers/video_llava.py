@@ -12,6 +12,7 @@ so changing it means a subclass or an edit here, not a setting. Vertical social 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from analyzers._video_description import (  # noqa: F401  (re-exported: the parser is part of this analyzer's API)
     DESCRIPTION_KEYS,
@@ -33,6 +34,7 @@ from analyzers._video_description import (  # noqa: F401  (re-exported: the pars
 from analyzers.base import Analyzer, AnalyzerUnavailable, FrameSpec, Needs
 
 LLAVA_FRAMES = FrameSpec(count=8, max_side=336)
+log = logging.getLogger(__name__)
 CLIP_MEAN_RGB = (122, 116, 104)  # padding colour: the vision tower's input mean, so the pad reads as "nothing"
 
 
@@ -73,6 +75,14 @@ class VideoLlavaSettings(BaseModel):
     cache_implementation: Literal["static"] | None = Field(
         None, description="'static' lets transformers compile the decode step on GPU (needs warmup)."
     )
+    decode_loop: Literal["generate", "static_greedy"] = Field(
+        "generate",
+        description="generate: transformers' generate(). static_greedy: our greedy loop over one static KV cache with a "
+        "compiled one-token step and no host sync per token (analyzers/_static_decode.py); needs temperature 0.",
+    )
+    question_tokens: int = Field(
+        512, ge=0, description="static_greedy: cache room for an /ask question beyond the description prompt's length."
+    )
     attn_implementation: str | None = Field("sdpa", description="e.g. 'sdpa', 'eager', 'flash_attention_2'.")
     frame_fit: Literal["pad", "crop"] = Field("pad", description="pad: whole frame letterboxed; crop: processor's centre crop.")
     compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] | None = Field(
@@ -88,6 +98,12 @@ class VideoLlavaSettings(BaseModel):
         if value > info.data.get("max_new_tokens", value):
             raise ValueError("min_new_tokens cannot exceed max_new_tokens")
         return value
+
+    @model_validator(mode="after")
+    def _greedy_loop_is_greedy(self):
+        if self.decode_loop == "static_greedy" and self.temperature > 0:
+            raise ValueError("decode_loop static_greedy decodes greedily: set temperature 0 or decode_loop generate")
+        return self
 
 
 def pad_to_square(frames: np.ndarray, fill=CLIP_MEAN_RGB) -> np.ndarray:
@@ -153,6 +169,8 @@ class VideoLlava(Analyzer):
         self._processor = None
         self._compute_dtype = None
         self._lock = threading.Lock()  # one generate at a time per replica: the model and its static cache are shared
+        self._decoder = None  # StaticGreedyDecoder when decode_loop is static_greedy
+        self._fallback_reasons: set[str] = set()
 
     @property
     def model_in_use(self) -> str | None:
@@ -199,9 +217,27 @@ class VideoLlava(Analyzer):
             self._model = LlavaNextVideoForConditionalGeneration.from_pretrained(source, **kwargs).eval()
         except OSError as exc:  # missing files, or the hub unreachable when downloads are allowed
             raise AnalyzerUnavailable(f"could not load {s.model}: {str(exc).strip().splitlines()[0][:300]}") from exc
+        self.prepare_decoding()
         if s.warmup:
             dummy = np.full((LLAVA_FRAMES.count, 336, 336, 3), 128, dtype=np.uint8)
             self.generate(dummy, describe_instruction(len(dummy)), True, stop_after=s.warmup_tokens)
+
+    def prepare_decoding(self) -> None:
+        """Build the static greedy decoder when the settings ask for it (load() calls this; a benchmark that
+        changes decode_loop or compile_mode on a loaded model calls it again)."""
+        s = self.settings
+        self._decoder = None
+        if s.decode_loop != "static_greedy":
+            return
+        from analyzers._static_decode import StaticGreedyDecoder
+
+        # sized once for the longest prompt this replica serves, so the compiled step never sees a new shape
+        dummy = np.full((LLAVA_FRAMES.count, 336, 336, 3), 128, dtype=np.uint8)
+        described = self._processor(text=self.build_prompt(describe_instruction(len(dummy)), True),
+                                    videos=[self.prepare_frames(dummy)], return_tensors="pt")
+        longest = int(described["input_ids"].shape[1]) + s.question_tokens + s.max_new_tokens
+        self._decoder = StaticGreedyDecoder(self._model, max_cache_len=-(-longest // 64) * 64,
+                                            compile_mode=s.compile_mode if self.device.startswith("cuda") else None)
 
     def build_prompt(self, instruction: str, with_video: bool) -> str:
         content = ([{"type": "video"}] if with_video else []) + [{"type": "text", "text": instruction}]
@@ -228,6 +264,17 @@ class VideoLlava(Analyzer):
         if "pixel_values_videos" in inputs:
             inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self._compute_dtype)
         prompt_tokens = int(inputs["input_ids"].shape[1])
+        max_new = stop_after or s.max_new_tokens
+        if self._decoder is not None:
+            reason = self._decoder.unsupported_reason(prompt_tokens, max_new)
+            if reason is None:
+                prepared = time.perf_counter()
+                with self._lock:
+                    new_tokens = self._decoder.generate(inputs, max_new, min(s.min_new_tokens, max_new))
+                return self._finish(new_tokens, prompt_tokens, started, prepared)
+            if reason not in self._fallback_reasons:
+                self._fallback_reasons.add(reason)
+                log.warning("video_llava: generate() instead of the static greedy loop: %s", reason)
         kwargs = {
             "max_new_tokens": s.max_new_tokens,
             "do_sample": s.temperature > 0,
@@ -248,7 +295,9 @@ class VideoLlava(Analyzer):
         prepared = time.perf_counter()
         with self._lock, torch.inference_mode():
             output = self._model.generate(**inputs, **kwargs)
-        new_tokens = output[0, prompt_tokens:]
+        return self._finish(output[0, prompt_tokens:], prompt_tokens, started, prepared)
+
+    def _finish(self, new_tokens, prompt_tokens: int, started: float, prepared: float) -> Generation:
         text = self._processor.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
         finished = time.perf_counter()  # decode() moved the tokens to the CPU, so the GPU work is done
         return Generation(text, prompt_tokens, int(new_tokens.shape[0]), prepared - started, finished - prepared)

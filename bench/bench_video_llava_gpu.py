@@ -155,14 +155,18 @@ def bench_precision(precision: str, args, ckpt: Path, device: str, rec: Recorder
         load["peak_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     rec.add(load)
 
+    # cache "static_greedy" = our own loop (analyzers/_static_decode.py) over a static cache; "static" and
+    # "dynamic" = transformers' generate() with that cache
     variants = [(cache, mode, count) for cache in args.caches for count in args.frame_counts
-                for mode in (args.compile_modes if cache == "static" else [None])]
+                for mode in (args.compile_modes if cache != "dynamic" else [None])]
     for cache, mode, count in variants:
         frames = test_frames()[np.linspace(0, 7, count).round().astype(int)]
         instruction = describe_instruction(count)
         analyzer.settings = analyzer.settings.model_copy(
-            update={"cache_implementation": None if cache == "dynamic" else cache, "compile_mode": mode}
+            update={"cache_implementation": "static" if cache == "static" else None, "compile_mode": mode,
+                    "decode_loop": "static_greedy" if cache == "static_greedy" else "generate"}
         )
+        analyzer.prepare_decoding()
         graphs_before = dynamo_graphs()
         started = time.perf_counter()
         for _ in range(args.warmups):  # full length: on a compiling path this records every decode-step graph
@@ -170,7 +174,7 @@ def bench_precision(precision: str, args, ckpt: Path, device: str, rec: Recorder
         warm_s = round(time.perf_counter() - started, 2)
         compiled = dynamo_graphs() > graphs_before
         for n in args.tokens:
-            prefill, total, rate, pre, peaks, gen_tokens, prompt_tokens = [], [], [], [], [], 0, 0
+            prefill, total, rate, pre, whole, peaks, gen_tokens, prompt_tokens = [], [], [], [], [], [], 0, 0
             for _ in range(args.repeats):
                 if cuda:
                     torch.cuda.reset_peak_memory_stats()
@@ -182,6 +186,7 @@ def bench_precision(precision: str, args, ckpt: Path, device: str, rec: Recorder
                 if decode_s > 0:
                     rate.append((full.generated_tokens - 1) / decode_s)
                 pre.append(full.preprocess_seconds)
+                whole.append(full.preprocess_seconds + full.generate_seconds)
                 gen_tokens, prompt_tokens = full.generated_tokens, full.prompt_tokens
                 if cuda:
                     peaks.append(torch.cuda.max_memory_allocated() / 2**30)
@@ -190,7 +195,7 @@ def bench_precision(precision: str, args, ckpt: Path, device: str, rec: Recorder
                 "precision": precision, "phase": "generate", "cache": cache, "compiled_decode": compiled,
                 "compile_mode": mode or "transformers default", "attn": args.attn, "frames": count, "prompt_tokens": prompt_tokens, "new_tokens": gen_tokens,
                 "warmup_s": warm_s, "preprocess_s": round(statistics.median(pre), 4), "prefill_s": round(p, 4),
-                "total_s": round(t, 3), "decode_tok_per_s": round(statistics.median(rate), 1) if rate else None,
+                "total_s": round(t, 3), "analyzer_s": round(statistics.median(whole), 3), "decode_tok_per_s": round(statistics.median(rate), 1) if rate else None,
                 "repeats": args.repeats,
             }
             if peaks:
@@ -210,15 +215,15 @@ def markdown(doc: dict) -> str:
     env = doc["env"]
     lines = [f"**{NOTE}**", "", f"{env.get('device')} · torch {env.get('torch')} · transformers {env.get('transformers')} · "
              f"bitsandbytes {env.get('bitsandbytes')}", "",
-             "| precision | cache | compile mode | frames | compiled | new tokens | prompt tokens | preprocess s | prefill s | total s | decode tok/s | peak GB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| precision | cache | compile mode | frames | compiled | new tokens | prompt tokens | preprocess s | prefill s | total s | preprocess + total s | decode tok/s | peak GB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     loads = []
     for r in doc["runs"]:
         if r["phase"] == "load":
             loads.append(f"- load {r['precision']}: {r['seconds']} s, weights {r.get('weights_gb', '-')} GB, peak {r.get('peak_gb', '-')} GB")
         elif r["phase"] == "generate":
             lines.append(f"| {r['precision']} | {r['cache']} | {r.get('compile_mode', '-')} | {r.get('frames', 8)} | {r['compiled_decode']} | {r['new_tokens']} | {r['prompt_tokens']} | "
-                         f"{r['preprocess_s']} | {r['prefill_s']} | {r['total_s']} | {r['decode_tok_per_s']} | {r.get('peak_gb', '-')} |")
+                         f"{r['preprocess_s']} | {r['prefill_s']} | {r['total_s']} | {r.get('analyzer_s', '-')} | {r['decode_tok_per_s']} | {r.get('peak_gb', '-')} |")
     build = doc["env"].get("build", {})
     return "\n".join([*lines, "", *loads, f"- checkpoint build: {build}", ""])
 
@@ -245,7 +250,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default=None, help="default: cuda (cpu with --smoke)")
     ap.add_argument("--weights-dir", type=Path, default=None, help="checkpoint dir; reused if it already holds one")
     ap.add_argument("--precisions", default="nf4,bf16")
-    ap.add_argument("--caches", default="dynamic,static")
+    ap.add_argument("--caches", default="dynamic,static", help="dynamic, static (generate) and/or static_greedy (our loop)")
     ap.add_argument("--tokens", default=None, help="new-token lengths, default 150,300 (8,16 with --smoke)")
     ap.add_argument("--attn", default="sdpa")
     ap.add_argument("--compile-modes", default="", help="static cache: torch.compile modes to try, comma-separated ('' = default)")

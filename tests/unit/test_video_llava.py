@@ -233,3 +233,56 @@ def test_min_new_tokens_forces_length_and_static_cache_matches_dynamic(tiny_llav
     b = static.generate(frames, "Describe the video.", True)
     assert a.generated_tokens == b.generated_tokens == 16
     assert a.text == b.text
+
+
+# ---------- the static greedy loop: token for token what greedy generate() writes ----------
+def _pair(tiny_llava_dir, **settings):
+    common = {"model": str(tiny_llava_dir), "precision": "fp32", "local_files_only": True} | settings
+    reference, loop = VideoLlava(common), VideoLlava(common | {"decode_loop": "static_greedy"})
+    reference.load("cpu")
+    loop.load("cpu")
+    return reference, loop
+
+
+def test_static_greedy_loop_writes_what_generate_writes(tiny_llava_dir, media):
+    reference, loop = _pair(tiny_llava_dir, max_new_tokens=20, min_new_tokens=20)
+    frames = media.frames(LLAVA_FRAMES).frames
+    for instruction, with_video in (("Describe the video.", True), ("Fix this JSON: {", False)):
+        a, b = reference.generate(frames, instruction, with_video), loop.generate(frames, instruction, with_video)
+        assert b.generated_tokens == a.generated_tokens == 20 and b.text == a.text and b.prompt_tokens == a.prompt_tokens
+    assert loop._decoder is not None and not loop._fallback_reasons  # the loop served both, nothing fell back
+
+
+@pytest.mark.parametrize("check_every", [1, 3, 8, 64])
+def test_static_greedy_loop_stops_after_the_first_end_token(tiny_llava_dir, media, check_every):
+    reference, loop = _pair(tiny_llava_dir, max_new_tokens=16)
+    frames = media.frames(LLAVA_FRAMES).frames
+    inputs = reference.processor(text=reference.build_prompt("Describe.", True), videos=[reference.prepare_frames(frames)],
+                                 return_tensors="pt")
+    forced = loop._decoder.generate(inputs, 16, 16).tolist()
+    # make a token the random model writes at step 5 (its first occurrence) the end token, for both paths
+    end = forced[5]
+    first = forced.index(end)
+    for model in (reference._model, loop._model):
+        model.generation_config.eos_token_id = end
+    loop._decoder = type(loop._decoder)(loop._model, loop._decoder.max_cache_len, check_every=check_every)
+    got = loop._decoder.generate(inputs, 16).tolist()
+    assert got == forced[: first + 1]  # stops right after the first end token, which it keeps
+    assert reference.generate(frames, "Describe.", True).text == loop.generate(frames, "Describe.", True).text
+    # min_new_tokens masks the end token (the output changes from step 5 on), exactly as generate() does
+    masked = loop._decoder.generate(inputs, 16, 16).tolist()
+    expected = reference._model.generate(**inputs, max_new_tokens=16, min_new_tokens=16, do_sample=False)
+    assert len(masked) == 16 and end not in masked and masked == expected[0, inputs["input_ids"].shape[1]:].tolist()
+
+
+def test_static_greedy_loop_falls_back_when_the_prompt_outgrows_its_cache(tiny_llava_dir, media):
+    reference, loop = _pair(tiny_llava_dir, max_new_tokens=8, question_tokens=0)
+    frames = media.frames(LLAVA_FRAMES).frames
+    long_question = "Describe every frame in detail. " * 40
+    assert loop.generate(frames, long_question, True).text == reference.generate(frames, long_question, True).text
+    assert any("exceed the static cache" in r for r in loop._fallback_reasons)
+
+
+def test_static_greedy_loop_refuses_sampling():
+    with pytest.raises(ValueError, match="temperature 0"):
+        VideoLlava({"decode_loop": "static_greedy", "temperature": 0.7})
