@@ -51,11 +51,14 @@ NOTE = ("RANDOM WEIGHTS: production architectures at production size (LLaVA-NeXT
 
 
 def production_config(ckpt: Path, clip: Path, data_dir: Path, port: int, smoke: bool, compile_mode: str,
-                      max_ongoing: dict[str, int] | None = None) -> dict:
-    """serve_config.yaml with only what this machine forces changed: local random-weight models, offline, paths."""
+                      max_ongoing: dict[str, int] | None = None, placement: str = "one_gpu",
+                      decode_loop: str | None = None) -> dict:
+    """serve_config.yaml with only what this machine forces changed: local random-weight models, offline, paths;
+    the groups' replicas and GPU fractions as `placement` (cluster/placements.py) says."""
+    from cluster.placements import apply_placement
     from deployments.launch import load_config
 
-    config = load_config(REPO / "serve_config.yaml")
+    config = apply_placement(load_config(REPO / "serve_config.yaml"), placement)
     config["http_options"] = {"host": "127.0.0.1", "port": port}
     config["proxy_location"] = "HeadOnly"
     app = config["applications"][0]
@@ -69,9 +72,12 @@ def production_config(ckpt: Path, clip: Path, data_dir: Path, port: int, smoke: 
     settings["object_detection"] = {"model": "yolo11n.yaml" if smoke else "yolo11m.yaml", "allow_random_weights": True}
     settings["background_segmentation"] = {"model": "yolo11n-seg.yaml", "allow_random_weights": True}
     settings["video_llava"].update(model=str(ckpt), local_files_only=True, compile_mode=compile_mode)
+    if decode_loop:
+        settings["video_llava"]["decode_loop"] = decode_loop
     if smoke:  # CPU: no compiled static cache, short output
         settings["video_llava"].update(precision="fp32", cache_implementation=None, compile_mode=None, warmup=False,
                                        max_new_tokens=8)
+        args["ingress"]["decode_threads"] = 1
     return config
 
 
@@ -90,11 +96,12 @@ def build_llava(ckpt: Path, smoke: bool) -> dict:
 # --------------------------------------------------------------------------- GPU memory
 
 class GpuSampler:
-    """nvidia-smi every 0.5 s: peak MiB per process and the card's peak used MiB."""
+    """nvidia-smi every 0.5 s: peak MiB per process and each card's peak used MiB."""
 
     def __init__(self):
         self.per_pid: dict[int, int] = {}
         self.total_peak = 0
+        self.card_peaks: dict[int, int] = {}
         self.raw_sample = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -110,14 +117,17 @@ class GpuSampler:
             try:
                 apps = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
                                       capture_output=True, text=True, timeout=10).stdout
-                total = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                total = subprocess.run(["nvidia-smi", "--query-gpu=index,memory.used", "--format=csv,noheader,nounits"],
                                        capture_output=True, text=True, timeout=10).stdout
                 for line in apps.strip().splitlines():
                     pid, mib = (x.strip() for x in line.split(","))
                     self.per_pid[int(pid)] = max(self.per_pid.get(int(pid), 0), int(mib))
                 if apps.strip():
                     self.raw_sample = apps.strip()
-                self.total_peak = max(self.total_peak, int(total.strip().splitlines()[0]))
+                for line in total.strip().splitlines():
+                    card, mib = (int(x.strip()) for x in line.split(","))
+                    self.card_peaks[card] = max(self.card_peaks.get(card, 0), mib)
+                self.total_peak = max(self.card_peaks.values(), default=0)
             except Exception:
                 pass
             self._stop.wait(0.5)
@@ -126,7 +136,7 @@ class GpuSampler:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=15)
-        return {"nvidia_smi": self.available, "card_used_peak_mib": self.total_peak,
+        return {"nvidia_smi": self.available, "card_used_peak_mib": self.total_peak, "per_card_peak_mib": self.card_peaks,
                 "per_pid_peak_mib": self.per_pid, "last_compute_apps": self.raw_sample}
 
 
@@ -135,7 +145,9 @@ def _replica_gpu(replica) -> dict:
     import os as _os
     import sys as _sys
 
-    out = {"pid": _os.getpid()}
+    import ray as _ray
+
+    out = {"pid": _os.getpid(), "gpu_ids": [str(i) for i in _ray.get_gpu_ids()]}
     torch = _sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         out.update(max_allocated_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2),
@@ -196,7 +208,8 @@ def sequential_baseline(config: dict, clip: Path, repeats: int) -> dict:
         meta = probe(clip)
         plan = make_plan(list(loaded), infos, meta.has_audio)
         specs = {infos[n].needs.frames for n in plan.to_run if infos[n].needs.frames}
-        bundle = decode(clip, specs, any(infos[n].needs.audio for n in plan.to_run), meta)
+        bundle = decode(clip, specs, any(infos[n].needs.audio for n in plan.to_run), meta,
+                        threads=app.ingress.decode_threads)  # as the ingress decodes
         decode_s = time.perf_counter() - started
         results, per, failed = {}, {}, {}
         for name in plan.to_run:
@@ -247,7 +260,8 @@ def summarize(latency: float, report: dict) -> dict:
             "model": {n: o.get("model") for n, o in report["analyzers"].items() if o.get("model")}}
 
 
-def run_graph(config: dict, clip: Path, concurrency: list[int], repeats: int, rec: "Recorder", smoke: bool) -> None:
+def run_graph(config: dict, clip: Path, concurrency: list[int], repeats: int, rec: "Recorder", smoke: bool,
+              num_gpus: int = 1) -> None:
     import ray
     from ray import serve
 
@@ -258,14 +272,15 @@ def run_graph(config: dict, clip: Path, concurrency: list[int], repeats: int, re
     env = config_env_vars(config) | {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     sampler = GpuSampler().start()
     started = time.perf_counter()
-    start_local_ray(num_cpus=16, num_gpus=1, dashboard=False, env_vars=env)
+    # logical CPUs: the production shares need 16, more than a 2-core smoke machine has
+    start_local_ray(num_cpus=max(16, os.cpu_count() or 1), num_gpus=num_gpus, dashboard=False, env_vars=env)
     rec.doc["graph"] = {"ray_init_s": round(time.perf_counter() - started, 2)}
     try:
         deploy(config)
         rec.doc["graph"]["startup_s"] = round(time.perf_counter() - started, 2)  # ray.init + every replica loaded
         rec.flush()
         with urllib.request.urlopen(f"{base}/analyzers", timeout=60) as response:
-            rec.doc["graph"]["analyzers"] = {a["name"]: {k: a.get(k) for k in ("group", "status", "model", "reason", "error")
+            rec.doc["graph"]["analyzers"] = {a["name"]: {k: a.get(k) for k in ("group", "status", "model", "reason", "error", "gpu_ids")
                                                          if a.get(k) is not None}
                                              for a in json.loads(response.read())}
         first, report = post(base, clip.name)
@@ -325,7 +340,7 @@ def markdown(doc: dict) -> str:
     c1 = g.get("c1", {})
     dur = b.get("duration") or (c1 and c1["latency_s"] / c1["realtime_factor"] if c1.get("realtime_factor") else None)
     lines = [f"**{NOTE}**", "", f"{doc['date']} · {env.get('device')} · torch {env.get('torch')} · "
-             f"transformers {env.get('transformers')} · clip {doc['clip']} ({dur} s)", "",
+             f"transformers {env.get('transformers')} · clip {doc['clip']} ({dur} s) · placement {doc.get('placement', 'one_gpu')}", "",
              "| analyzer | graph status | graph s (c=1) | sequential s | model |", "|---|---|---|---|---|"]
     for name in sorted(c1.get("per_analyzer_s", {})):
         gs, bs = c1["per_analyzer_s"][name], b.get("per_analyzer_s", {}).get(name)
@@ -333,25 +348,27 @@ def markdown(doc: dict) -> str:
         lines.append(f"| {name} | {status} | {gs if gs is not None else '-'} | {bs if bs is not None else '-'} | "
                      f"{c1.get('model', {}).get(name, '-')} |")
     lines += ["", "| measure | graph (Ray Serve) | sequential baseline |", "|---|---|---|"]
-    if c1 and b:
-        lines += [f"| decode s | {c1['decode_s']} | {b['decode_s']} |",
-                  f"| end to end s, c=1 (warm) | {c1['latency_s']} | {b['total_s']} |",
-                  f"| realtime factor c=1 (s per video s) | {round(c1['latency_s'] / dur, 3)} | {round(b['total_s'] / dur, 3)} |",
-                  f"| speed-up, c=1 | {round(b['total_s'] / c1['latency_s'], 2)}x | 1x |"]
+    if c1:  # the baseline column reads "-" when it was skipped (e.g. a placement measured after it in one lease)
+        bt = b.get("total_s")
+        lines += [f"| decode s | {c1['decode_s']} | {b.get('decode_s', '-')} |",
+                  f"| end to end s, c=1 (warm) | {c1['latency_s']} | {bt or '-'} |",
+                  f"| realtime factor c=1 (s per video s) | {round(c1['latency_s'] / dur, 3)} | {round(bt / dur, 3) if bt else '-'} |",
+                  f"| speed-up, c=1 | {round(bt / c1['latency_s'], 2) if bt else '-'}x | 1x |"]
         for t in g.get("throughput", []):
             lines.append(f"| aggregate, c={t['concurrency']} | {t['aggregate_x_realtime']}x realtime ({t['videos_per_min']} videos/min, "
-                         f"p50 {t['p50_s']} s, max {t['max_s']} s) | {round(dur / b['total_s'], 2)}x realtime (one at a time) |")
-            lines.append(f"| throughput speed-up, c={t['concurrency']} | {round(t['aggregate_x_realtime'] / (dur / b['total_s']), 2)}x | 1x |")
-        lines += [f"| first request s | {g.get('first_request', {}).get('latency_s')} | {b.get('first_run_total_s')} |",
-                  f"| start s (Ray + replicas loaded / models loaded) | {g.get('startup_s')} | {round(sum(b.get('load_s', {}).values()), 1)} |",
-                  f"| GPU memory | card peak {g.get('gpu_sampler', {}).get('card_used_peak_mib')} MiB (nvidia-smi) | "
-                  f"torch peak {b.get('torch_max_allocated_gb')} GB, card peak {b.get('gpu_sampler', {}).get('card_used_peak_mib')} MiB |"]
+                         f"p50 {t['p50_s']} s, max {t['max_s']} s) | {round(dur / bt, 2) if bt else '-'}x realtime (one at a time) |")
+            if bt:
+                lines.append(f"| throughput speed-up, c={t['concurrency']} | {round(t['aggregate_x_realtime'] / (dur / bt), 2)}x | 1x |")
+        lines += [f"| first request s | {g.get('first_request', {}).get('latency_s')} | {b.get('first_run_total_s', '-')} |",
+                  f"| start s (Ray + replicas loaded / models loaded) | {g.get('startup_s')} | {round(sum(b.get('load_s', {}).values()), 1) if b else '-'} |",
+                  f"| GPU memory | peak per card {g.get('gpu_sampler', {}).get('per_card_peak_mib')} MiB (nvidia-smi) | "
+                  f"torch peak {b.get('torch_max_allocated_gb', '-')} GB, card peak {b.get('gpu_sampler', {}).get('card_used_peak_mib', '-')} MiB |"]
     reps = g.get("replica_gpu", {})
     if reps:
-        lines += ["", "| replica | pid | torch max allocated GB | torch max reserved GB | nvidia-smi peak MiB |", "|---|---|---|---|---|"]
+        lines += ["", "| replica | pid | GPU ids | torch max allocated GB | torch max reserved GB | nvidia-smi peak MiB |", "|---|---|---|---|---|---|"]
         per_pid = {int(k): v for k, v in g.get("gpu_sampler", {}).get("per_pid_peak_mib", {}).items()}
         for name, r in sorted(reps.items()):
-            lines.append(f"| {name} | {r.get('pid', '-')} | {r.get('max_allocated_gb', '-')} | {r.get('max_reserved_gb', '-')} | "
+            lines.append(f"| {name} | {r.get('pid', '-')} | {','.join(r.get('gpu_ids', [])) or '-'} | {r.get('max_allocated_gb', '-')} | {r.get('max_reserved_gb', '-')} | "
                          f"{per_pid.get(r.get('pid'), '-')} |")
     if b.get("not_loaded"):
         lines += ["", "Not loaded (sequential baseline):"] + [f"- {n}: {why[:200]}" for n, why in sorted(b["not_loaded"].items())]
@@ -363,7 +380,8 @@ def environment() -> dict:
     import transformers
 
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
+            "device": (f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}" if torch.cuda.is_available()
+                       else f"cpu ({os.cpu_count()} cores)"),
             "cpus": os.cpu_count(), "ffprobe": shutil.which("ffprobe") is not None, "host": platform.node()}
 
 
@@ -380,6 +398,8 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline-child", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--max-ongoing", default="", help="group=N,...: override a group's max_ongoing_requests")
+    ap.add_argument("--placement", default="one_gpu", help="cluster/placements.py name: replicas and GPU fractions per group")
+    ap.add_argument("--decode-loop", default=None, help="override video_llava's decode_loop (generate | static_greedy)")
     args = ap.parse_args(argv)
     ckpt = args.weights_dir or Path("/tmp/llava_tiny_graph" if args.smoke else "/tmp/llava_next_video_7b_random")
     if args.clip is None:
@@ -389,7 +409,8 @@ def main(argv=None) -> int:
                      else social_clip(REPO / "bench/out/clips/social_30s_1080x1920.mp4", 30, 1080, 1920))
     data_dir = Path(f"/tmp/rs-graph-bench-{os.getpid()}")
     max_ongoing = {k: int(v) for k, v in (x.split("=") for x in args.max_ongoing.split(",") if x)}
-    config = production_config(ckpt, args.clip, data_dir, args.port, args.smoke, args.compile_mode, max_ongoing)
+    config = production_config(ckpt, args.clip, data_dir, args.port, args.smoke, args.compile_mode, max_ongoing,
+                               args.placement, args.decode_loop)
 
     if args.baseline_child:  # the child: baseline only, result as JSON
         sampler = GpuSampler().start()
@@ -399,6 +420,7 @@ def main(argv=None) -> int:
         return 0
 
     doc = {"note": NOTE, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "env": environment(),
+           "placement": args.placement,
            "clip": args.clip.name, "settings": config["applications"][0]["args"]["analyzers"],
            "groups": config["applications"][0]["args"]["groups"], "argv": sys.argv[1:]}
     rec = Recorder(args.out, doc)
@@ -411,7 +433,8 @@ def main(argv=None) -> int:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, str(Path(__file__).resolve()), "--out", str(args.out.with_suffix(".child.json")),
                "--clip", str(args.clip), "--compile-mode", args.compile_mode, "--weights-dir", str(ckpt),
-               "--baseline-child", str(child_out), "--max-ongoing", args.max_ongoing] + (["--smoke"] if args.smoke else [])
+               "--baseline-child", str(child_out), "--max-ongoing", args.max_ongoing, "--placement", args.placement] + \
+              (["--decode-loop", args.decode_loop] if args.decode_loop else []) + (["--smoke"] if args.smoke else [])
         t = time.perf_counter()
         subprocess.run(cmd, check=False)
         if child_out.is_file():
@@ -423,7 +446,9 @@ def main(argv=None) -> int:
     concurrency = [int(c) for c in (args.concurrency or ("2" if args.smoke else "8")).split(",") if c]
     repeats = args.repeats or (1 if args.smoke else 2)
     try:
-        run_graph(config, args.clip, concurrency, repeats, rec, args.smoke)
+        from cluster.placements import gpus_needed
+
+        run_graph(config, args.clip, concurrency, repeats, rec, args.smoke, gpus_needed(args.placement))
     except Exception as exc:
         doc.setdefault("graph", {})["error"] = f"{type(exc).__name__}: {str(exc)[:1000]}"
         rec.flush()

@@ -94,3 +94,30 @@ def test_grafana_dashboard_is_valid_and_queries_reelscope_and_serve_metrics():
     metrics = {m for e in exprs for m in re.findall(r"\b(ray_[a-z_]+)", e)}
     assert any(m.startswith("ray_reelscope_analyzer_seconds") for m in metrics)
     assert any(m.startswith("ray_serve_") for m in metrics)
+
+
+@pytest.mark.parametrize("name", ["one_gpu", "two_gpu_heavy_alone", "two_gpu_heavy_twice"])
+def test_each_placement_is_a_valid_config_that_fits_its_cards(name, capsys):
+    from cluster import placements
+    from graph import AppConfig
+
+    assert placements.main([name]) == 0
+    config = yaml.safe_load(capsys.readouterr().out)
+    app = AppConfig.model_validate(config["applications"][0]["args"])  # validated as at start
+    cards = placements.gpus_needed(name)
+    per_replica = [(g.ray_actor_options.num_gpus, g.num_replicas) for g in app.groups if g.ray_actor_options.num_gpus]
+    assert sum(f * n for f, n in per_replica) <= cards + 1e-9  # everything fits on the host's cards
+    assert all(f <= 1 for f, _ in per_replica)
+    if name == "one_gpu":
+        assert config == yaml.safe_load((REPO / "serve_config.yaml").read_text())
+
+
+def test_an_unknown_placement_or_group_is_refused():
+    from cluster.placements import PLACEMENTS, apply_placement
+
+    config = yaml.safe_load((REPO / "serve_config.yaml").read_text())
+    with pytest.raises(ValueError, match="unknown placement"):
+        apply_placement(config, "three_gpu")
+    config["applications"][0]["args"]["groups"] = config["applications"][0]["args"]["groups"][1:]
+    with pytest.raises(ValueError, match="stage1_gpu_heavy"):
+        apply_placement(config, next(iter(p for p in PLACEMENTS if p != "one_gpu")))

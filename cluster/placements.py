@@ -1,0 +1,73 @@
+"""Where the GPU groups go on a host with one or two GPUs: named placements applied to serve_config.yaml.
+
+  .venv/bin/python -m cluster.placements two_gpu_heavy_alone > serve_config.2gpu.yaml   # then `serve deploy` it
+
+Ray hands out GPUs by the fractions each replica asks for: a replica fits on a card while that card's fractions
+sum to at most 1, so the fractions below decide which groups share a card. serve_config.yaml's own fractions
+(0.4 / 0.3 / 0.15 / 0.15) put every group on one card ("one_gpu").
+
+- two_gpu_heavy_alone: stage1 (Video-LLaVA and the YOLO models) asks for a whole card, so it is alone on one;
+  the three other GPU groups (0.4 + 0.3 + 0.3) share the second. Lowest latency for one request: nothing else
+  competes with the 7B decode for the card's memory bandwidth.
+- two_gpu_heavy_twice: two stage1 replicas at 0.6 each, which cannot share a card, so one per card; the other
+  groups (0.2 + 0.1 + 0.1) fit beside either. stage1 is the bottleneck under concurrency (one request at a time
+  per replica), so two replicas should roughly double throughput; each card holds one copy of the 7B model.
+
+tests/integration/test_two_gpu_placement.py checks on a Ray with two logical GPUs that each group lands where
+its placement says; bench/bench_gpu_graph.py --placement measures them on real cards.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+# group -> (num_replicas, num_gpus per replica); groups not named keep serve_config.yaml's values
+PLACEMENTS: dict[str, dict[str, Any]] = {
+    "one_gpu": {"gpus": 1, "groups": {}},
+    "two_gpu_heavy_alone": {"gpus": 2, "groups": {
+        "stage1_gpu_heavy": (1, 1.0), "stage2_gpu_medium": (1, 0.4), "stage3_gpu_light": (1, 0.3), "stage4_gpu_fast": (1, 0.3)}},
+    "two_gpu_heavy_twice": {"gpus": 2, "groups": {
+        "stage1_gpu_heavy": (2, 0.6), "stage2_gpu_medium": (1, 0.2), "stage3_gpu_light": (1, 0.1), "stage4_gpu_fast": (1, 0.1)}},
+}
+
+
+def apply_placement(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """A copy of a serve config (as loaded from YAML) with the named placement's replicas and GPU fractions."""
+    if name not in PLACEMENTS:
+        raise ValueError(f"unknown placement {name!r}; known: {', '.join(PLACEMENTS)}")
+    out = copy.deepcopy(config)
+    wanted = PLACEMENTS[name]["groups"]
+    for app in out["applications"]:
+        groups = {g["name"]: g for g in app["args"]["groups"]}
+        missing = set(wanted) - set(groups)
+        if missing:
+            raise ValueError(f"placement {name} names groups the config does not have: {sorted(missing)}")
+        for group_name, (replicas, gpus) in wanted.items():
+            groups[group_name]["num_replicas"] = replicas
+            groups[group_name].setdefault("ray_actor_options", {})["num_gpus"] = gpus
+    return out
+
+
+def gpus_needed(name: str) -> int:
+    return PLACEMENTS[name]["gpus"]
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in PLACEMENTS:
+        print(f"usage: python -m cluster.placements {{{'|'.join(PLACEMENTS)}}} > serve_config.<name>.yaml", file=sys.stderr)
+        return 2
+    config = yaml.safe_load((REPO / "serve_config.yaml").read_text())
+    header = f"# serve_config.yaml with placement {argv[0]} (cluster/placements.py): generated, do not edit by hand.\n"
+    sys.stdout.write(header + yaml.safe_dump(apply_placement(config, argv[0]), sort_keys=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
