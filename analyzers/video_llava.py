@@ -66,8 +66,10 @@ class Answer(BaseModel):
 
 class VideoLlavaSettings(BaseModel):
     model: str = Field("llava-hf/LLaVA-NeXT-Video-7B-hf", description="Hub name or local directory of the checkpoint.")
-    precision: Literal["nf4", "bf16", "fp16", "fp32"] = Field(
-        "nf4", description="nf4: 4-bit bitsandbytes, double quant, fp16 compute on GPU (bf16 on CPU, where it is slow)."
+    precision: Literal["nf4", "int8", "bf16", "fp16", "fp32"] = Field(
+        "nf4", description="nf4: 4-bit bitsandbytes, double quant, fp16 compute on GPU (bf16 on CPU, where it is slow). "
+        "int8: the language model's linear layers weight-only int8 per channel, quantized at load, bf16 activations "
+        "(fp32 on CPU); vision tower bf16 (analyzers/_int8_weights.py)."
     )
     max_new_tokens: int = Field(300, ge=1, le=4096)
     min_new_tokens: int = Field(0, ge=0, description="Forces output length; for benchmarks only.")
@@ -212,6 +214,8 @@ class VideoLlava(Analyzer):
                 bnb_4bit_use_double_quant=True,
                 bnb_4bit_compute_dtype=self._compute_dtype,
             )
+        elif s.precision == "int8":
+            self._compute_dtype = torch.bfloat16 if on_gpu else torch.float32
         else:
             self._compute_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[s.precision]
         kwargs["dtype"] = self._compute_dtype
@@ -220,6 +224,12 @@ class VideoLlava(Analyzer):
             self._model = LlavaNextVideoForConditionalGeneration.from_pretrained(source, **kwargs).eval()
         except OSError as exc:  # missing files, or the hub unreachable when downloads are allowed
             raise AnalyzerUnavailable(f"could not load {s.model}: {str(exc).strip().splitlines()[0][:300]}") from exc
+        if s.precision == "int8":
+            from analyzers._int8_weights import quantize_linears_int8
+
+            quantize_linears_int8(self._model.model.language_model)
+            if on_gpu:
+                torch.cuda.empty_cache()  # the bf16 weights just replaced
         self.prepare_decoding()
         if s.warmup:
             dummy = np.full((LLAVA_FRAMES.count, 336, 336, 3), 128, dtype=np.uint8)

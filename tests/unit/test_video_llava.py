@@ -286,3 +286,40 @@ def test_static_greedy_loop_falls_back_when_the_prompt_outgrows_its_cache(tiny_l
 def test_static_greedy_loop_refuses_sampling():
     with pytest.raises(ValueError, match="temperature 0"):
         VideoLlava({"decode_loop": "static_greedy", "temperature": 0.7})
+
+
+# ---------- int8 weight-only language model ----------
+def test_int8_linear_is_close_to_the_float_layer():
+    import torch
+
+    from analyzers._int8_weights import Int8WeightOnlyLinear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(256, 128)
+    x = torch.randn(4, 256)
+    q = Int8WeightOnlyLinear(linear)
+    assert q.weight.dtype == torch.int8 and q.scales.shape == (128,)
+    exact, approx = linear(x), q(x)
+    assert (approx - exact).norm() / exact.norm() < 0.01  # per-channel int8: well under 1 % error
+    assert not torch.equal(approx, exact)  # it really is quantized
+
+
+def test_int8_quantizes_the_language_model_only_and_keeps_its_predictions(tiny_llava_dir, media):
+    import torch
+
+    from analyzers._int8_weights import Int8WeightOnlyLinear
+
+    common = {"model": str(tiny_llava_dir), "local_files_only": True, "max_new_tokens": 8}
+    exact, int8 = VideoLlava(common | {"precision": "fp32"}), VideoLlava(common | {"precision": "int8"})
+    exact.load("cpu")
+    int8.load("cpu")
+    language = int8._model.model.language_model
+    assert not any(isinstance(m, torch.nn.Linear) for m in language.modules())
+    assert sum(isinstance(m, Int8WeightOnlyLinear) for m in language.modules()) == 14
+    assert any(isinstance(m, torch.nn.Linear) for m in int8._model.model.vision_tower.modules())  # vision untouched
+    frames = media.frames(LLAVA_FRAMES).frames
+    inputs = exact.processor(text=exact.build_prompt("Describe.", True), videos=[exact.prepare_frames(frames)], return_tensors="pt")
+    with torch.inference_mode():
+        a, b = exact._model(**inputs).logits[0, -1], int8._model(**inputs).logits[0, -1]
+    assert torch.nn.functional.cosine_similarity(a, b, dim=0) > 0.999
+    assert int8.generate(frames, "Describe.", True).generated_tokens > 0 and int8.model_in_use.endswith("(int8, cpu)")
