@@ -154,12 +154,16 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 # Helpers sit above the class: serve.ingress serializes the class when it is defined, and later module names would be missing.
 def _put(bundle: MediaBundle) -> MediaRefs:
-    """One `ray.put` per array set; groups get references and read zero-copy views."""
-    return MediaRefs(
-        metadata=bundle.metadata,
-        frame_refs={spec.key: ray.put(frame_set) for spec, frame_set in bundle.frame_sets.items()},
-        audio_ref=ray.put(bundle.audio) if bundle.audio is not None else None,
-    )
+    """One `ray.put` per array set; groups get references and read zero-copy views. Each set leaves the bundle as it
+    is put, so its heap copy is freed before the next is copied into the object store: the ingress never holds all
+    frames twice (a 10-minute clip keeps up to max_frame_mb of frames)."""
+    frame_refs = {}
+    while bundle.frame_sets:
+        spec, frame_set = bundle.frame_sets.popitem()
+        frame_refs[spec.key] = ray.put(frame_set)
+        del frame_set
+    audio, bundle.audio = bundle.audio, None
+    return MediaRefs(metadata=bundle.metadata, frame_refs=frame_refs, audio_ref=ray.put(audio) if audio is not None else None)
 
 
 def _parse_analyzer_field(value: Any) -> list[str] | None:
@@ -491,7 +495,8 @@ class Ingress:
     async def _analyze_core(self, prepared: _Prepared, started: float, refresh: bool = False,
                             on_outcome: OnOutcome | None = None, on_running: Callable[[], Awaitable[None]] | None = None,
                             ) -> AnalysisReport:
-        """Decode once, run the stages, store the report. `on_outcome(name, outcome)` is awaited as each
+        """Decode once (audio first, then frames), run every analyzer as soon as its inputs exist, store the
+        report. `on_outcome(name, outcome)` is awaited as each
         analyzer's outcome is known (streaming, job progress); `on_running` once the decode slot is taken."""
         source, metadata, plan = prepared.source, prepared.metadata, prepared.plan
         emit = on_outcome or _ignore_outcome
@@ -507,28 +512,44 @@ class Ingress:
                 await emit(name, outcome)
             return cached
 
-        decode_started = time.perf_counter()
-        async with self.decodes:
-            if on_running:
-                await on_running()
-            try:
-                bundle = await asyncio.to_thread(
-                    decode, source.path, frame_specs(plan.to_run, self.infos), needs_audio(plan.to_run, self.infos), metadata,
-                    self.settings.max_frame_bytes, self.settings.decode_threads
-                )
-            except MediaError as exc:
-                raise ApiError(415, "unsupported_media", f"cannot decode this video: {exc}") from None
-            thumbnails = await asyncio.to_thread(make_thumbnails, bundle)
-        decode_seconds = time.perf_counter() - decode_started
-        media = _put(bundle)
-        del bundle  # the object store holds the only copy now
-
         outcomes = dict(plan.preset)
         for name in plan.requested:
             if name in plan.preset:
                 await emit(name, plan.preset[name])
-        for stage in plan.stages:
-            outcomes.update(await self._run_stage(stage, media, outcomes, plan, emit))
+        # Every analyzer starts the moment its own inputs exist: audio-only ones (transcription, loudness, ...)
+        # while the frames are still decoding, the others when the frames are in the object store, each after
+        # its own upstream analyzers (never a whole stage) have ended.
+        audio_media: asyncio.Future[MediaRefs] = asyncio.get_running_loop().create_future()
+        all_media: asyncio.Future[MediaRefs] = asyncio.get_running_loop().create_future()
+        runs: dict[str, asyncio.Task[AnalyzerOutcome]] = {}
+        for name in plan.to_run:  # dependency order: a task's upstream tasks exist before it first runs
+            media = audio_media if self.infos[name].needs.frames is None else all_media
+            runs[name] = asyncio.create_task(self._run_analyzer(name, media, runs, plan, emit))
+        try:
+            decode_started = time.perf_counter()
+            async with self.decodes:
+                if on_running:
+                    await on_running()
+                try:
+                    audio = await asyncio.to_thread(decode, source.path, set(), needs_audio(plan.to_run, self.infos), metadata)
+                    audio_media.set_result(_put(audio))
+                    del audio
+                    frames = await asyncio.to_thread(
+                        decode, source.path, frame_specs(plan.to_run, self.infos), False, metadata,
+                        self.settings.max_frame_bytes, self.settings.decode_threads
+                    )
+                except MediaError as exc:
+                    raise ApiError(415, "unsupported_media", f"cannot decode this video: {exc}") from None
+                thumbnails = await asyncio.to_thread(make_thumbnails, frames)
+            decode_seconds = time.perf_counter() - decode_started
+            video_refs = _put(frames)
+            del frames  # the object store holds the only copy now
+            all_media.set_result(video_refs.model_copy(update={"audio_ref": audio_media.result().audio_ref}))
+            for name, outcome in zip(runs, await asyncio.gather(*runs.values())):
+                outcomes[name] = outcome
+        finally:
+            for task in runs.values():  # a failed decode or a client that went away: stop what still runs
+                task.cancel()
 
         total = time.perf_counter() - started
         report = AnalysisReport(
@@ -665,48 +686,37 @@ class Ingress:
                 callback.state = "failed"
         await asyncio.to_thread(self.jobs.save, job)
 
-    async def _run_stage(self, stage: list[str], media: MediaRefs, done: dict[str, AnalyzerOutcome], plan: Plan,
-                         emit: OnOutcome | None = None) -> dict[str, AnalyzerOutcome]:
-        emit = emit or _ignore_outcome
-        outcomes: dict[str, AnalyzerOutcome] = {}
-        calls: dict[str, list[str]] = {}
-        for name in stage:
-            info = self.infos[name]
-            failed = [d for d in info.needs.upstream if done[d].status != AnalyzerStatus.ok]
-            if failed:
-                outcomes[name] = AnalyzerOutcome(
-                    status=AnalyzerStatus.skipped, group=info.group,
-                    error=f"needs {failed[0]}, which ended {done[failed[0]].status.value}: {done[failed[0]].error}",
-                )
-            else:
-                calls.setdefault(info.group, []).append(name)
-        for name, outcome in outcomes.items():
+    async def _run_analyzer(self, name: str, media: asyncio.Future, runs: dict[str, asyncio.Task], plan: Plan,
+                            emit: OnOutcome) -> AnalyzerOutcome:
+        """Wait for this analyzer's upstream outcomes and its media, then run it: one group call per analyzer, so
+        a group's `max_ongoing_requests` decides how many of its analyzers run at once in a replica."""
+        info = self.infos[name]
+        done = {d: await runs[d] for d in plan.waits_for[name]}
+        failed = [d for d in info.needs.upstream if done[d].status != AnalyzerStatus.ok]
+        if failed:
+            outcome = AnalyzerOutcome(
+                status=AnalyzerStatus.skipped, group=info.group,
+                error=f"needs {failed[0]}, which ended {done[failed[0]].status.value}: {done[failed[0]].error}",
+            )
             await emit(name, outcome)
-
-        async def call_group(group: str, names: list[str]) -> dict[str, AnalyzerOutcome]:
-            # Each analyzer's outcome is reported the moment its group yields it, not when the stage ends.
-            wanted = {d for n in names for d in (*self.infos[n].needs.upstream, *self.infos[n].needs.optional_upstream)}
-            upstream = {d: done[d].result for d in wanted if d in done and done[d].status == AnalyzerStatus.ok}
-            call = GroupCall(request_id=uuid.uuid4().hex, analyzers=names, media=media, upstream=upstream)
-            results: dict[str, AnalyzerOutcome] = {}
-            try:
-                async with asyncio.timeout(self.settings.group_timeout_seconds):
-                    async for name, raw in self.groups[group].options(stream=True).run_stream.remote(call):
-                        results[name] = AnalyzerOutcome.model_validate(raw)
-                        await emit(name, results[name])
-            except Exception as exc:  # the replica died or timed out: the rest of its analyzers fail, the report returns
-                logger.warning("group %s failed: %r", group, exc)
-                detail = str(exc).splitlines()[0][:200] if str(exc) else ""
-                reason = f"group {group} failed: {type(exc).__name__}: {detail}"
-                for name in names:
-                    if name not in results:
-                        results[name] = AnalyzerOutcome(status=AnalyzerStatus.error, error=reason, group=group)
-                        await emit(name, results[name])
-            return results
-
-        for result in await asyncio.gather(*(call_group(g, names) for g, names in calls.items())):
-            outcomes.update(result)
-        return outcomes
+            return outcome
+        upstream = {d: o.result for d, o in done.items() if o.status == AnalyzerStatus.ok}
+        call = GroupCall(request_id=uuid.uuid4().hex, analyzers=[name], media=await media, upstream=upstream)
+        group = info.group
+        outcome: AnalyzerOutcome | None = None
+        try:
+            async with asyncio.timeout(self.settings.group_timeout_seconds):
+                async for _, raw in self.groups[group].options(stream=True).run_stream.remote(call):
+                    outcome = AnalyzerOutcome.model_validate(raw)  # one analyzer per call: one outcome
+            if outcome is None:
+                raise RuntimeError("the group returned no outcome")
+        except Exception as exc:  # the replica died or timed out: this analyzer fails, the report returns
+            logger.warning("group %s failed: %r", group, exc)
+            detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+            outcome = AnalyzerOutcome(status=AnalyzerStatus.error, error=f"group {group} failed: {type(exc).__name__}: {detail}",
+                                      group=group)
+        await emit(name, outcome)
+        return outcome
 
     def _check_limits(self, metadata: VideoMetadata) -> None:
         s = self.settings

@@ -32,7 +32,7 @@ class MediaRefs(BaseModel):
 
 
 class GroupCall(BaseModel):
-    """One stage's work for one group: which analyzers, on which media, with which upstream results."""
+    """Work for one group: which analyzers (the ingress sends one per call), on which media, with which upstream results."""
 
     model_config = {"arbitrary_types_allowed": True}
 

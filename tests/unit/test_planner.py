@@ -61,3 +61,13 @@ def test_unknown_analyzers_are_named():
     with pytest.raises(UnknownAnalyzers) as err:
         make_plan(["cut_analysis", "mind_reading"], INFOS, True)
     assert err.value.names == ["mind_reading"]
+
+
+def test_each_analyzer_waits_only_for_its_own_upstream_that_runs():
+    plan = make_plan(["temporal_flow", "speech_rate", "audio_analysis"], INFOS, True)
+    assert plan.waits_for == {
+        "cut_analysis": [], "temporal_flow": ["cut_analysis", "audio_analysis", "speech_transcription"],
+        "speech_transcription": [], "speech_rate": ["speech_transcription"], "audio_analysis": [],
+    }
+    # an optional upstream that does not run in this request is not waited for
+    assert make_plan(["temporal_flow"], INFOS, True).waits_for["temporal_flow"] == ["cut_analysis"]
