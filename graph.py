@@ -79,6 +79,10 @@ class AppConfig(BaseModel):
     groups: list[GroupConfig] = Field(..., min_length=1)
     analyzers: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Settings per analyzer name.")
     timeouts: dict[str, float] = Field(default_factory=dict, description="Seconds an analyzer may run per request.")
+    critical_path: list[str] | None = Field(
+        None, description="Analyzers on a request's longest chain of work. When set, their threads keep the first core "
+        "and every other analyzer runs in the background (Linux SCHED_IDLE threads on the other cores): on a few cores "
+        "it fills idle time instead of slowing that chain.")
 
     @field_validator("groups")
     @classmethod
@@ -96,8 +100,14 @@ class AppConfig(BaseModel):
                 seen[name] = group.name
         return groups
 
+    def runs_in_background(self, analyzer: str) -> bool:
+        return self.critical_path is not None and analyzer not in self.critical_path
+
     @model_validator(mode="after")
     def _settings_are_sound(self) -> AppConfig:
+        unknown = [n for n in self.critical_path or [] if n not in ENTRIES]
+        if unknown:
+            raise ValueError(f"critical_path names unknown analyzers: {', '.join(unknown)}")
         for name, settings in {**self.analyzers, **{n: {} for n in self.timeouts}}.items():
             if name not in ENTRIES:
                 raise ValueError(f"settings given for unknown analyzer {name!r}")
@@ -171,6 +181,7 @@ def build_app(args: dict[str, Any]) -> Application:
             hosted,
             {a: config.analyzers.get(a, {}) for a in hosted},
             {a: config.timeouts[a] for a in hosted if a in config.timeouts},
+            None if config.critical_path is None else [a for a in hosted if config.runs_in_background(a)],
         )
     infos = analyzer_infos(config)
     settings = IngressSettings(

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -45,9 +47,34 @@ class Slot:
     thread: ThreadPoolExecutor
 
 
-def load_slot(name: str, settings: dict[str, Any] | None, device: str) -> Slot:
+def place_thread(background: bool | None) -> None:
+    """Keep a request's critical path (see graph.AppConfig.critical_path) on a core of its own. The calling thread,
+    and the worker threads it starts later (onnxruntime, torch and CTranslate2 pools made in load() inherit both
+    settings), go either to the first core (critical analyzers) or to the other cores in Linux's SCHED_IDLE class,
+    which gives way to any normal thread (background analyzers). None: leave the thread as it is.
+    Measured on 2 cores (BENCHMARKS.md): SCHED_IDLE alone still left text_overlay ~80 % of its core - the kernel
+    places a waking thread on a core that runs only SCHED_IDLE work, where three background threads then share it -
+    and a niceness step is weak, as Ray starts every worker at niceness 15 already (15 -> 19 is only 2.4:1)."""
+    if background is None:
+        return
+    tid = threading.get_native_id()
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) < 2:
+            return
+        if background:
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+            os.sched_setaffinity(tid, cores[1:])
+        else:
+            os.sched_setaffinity(tid, cores[:1])
+    except (OSError, AttributeError) as exc:  # not Linux: the analyzer still runs, unplaced
+        logger.warning("could not place %s: %s", threading.current_thread().name, exc)
+
+
+def load_slot(name: str, settings: dict[str, Any] | None, device: str, background: bool | None = None) -> Slot:
     started = time.perf_counter()
-    thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"analyzer-{name}")
+    thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"analyzer-{name}",
+                                initializer=place_thread, initargs=(background,))
     try:
         analyzer = analyzer_class(name)(settings)
         thread.submit(analyzer.load, device).result()
@@ -61,11 +88,14 @@ def load_slot(name: str, settings: dict[str, Any] | None, device: str) -> Slot:
 
 
 class AnalyzerGroup:
-    def __init__(self, group: str, analyzers: list[str], settings: dict[str, dict[str, Any]], timeouts: dict[str, float]):
+    def __init__(self, group: str, analyzers: list[str], settings: dict[str, dict[str, Any]], timeouts: dict[str, float],
+                 background: list[str] | None = None):
         self.group = group
         self.device = pick_device()
         self.timeouts = timeouts
-        self.slots = {name: load_slot(name, settings.get(name), self.device) for name in analyzers}
+        # background None: no critical path configured, threads stay where the OS puts them
+        self.slots = {name: load_slot(name, settings.get(name), self.device, None if background is None else name in background)
+                      for name in analyzers}
         self._fatal: str | None = None
         for slot in self.slots.values():
             logger.info("group %s: %s %s in %.1f s %s", group, slot.name, slot.state.value, slot.load_seconds, slot.reason or "")

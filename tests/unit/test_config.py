@@ -51,6 +51,7 @@ def test_cpu_profile_fits_two_cores():
         (lambda a: a["analyzers"].update(speech_transcription={"no_such_option": 1}) or None, None),
         (lambda a: a["groups"][0]["ray_actor_options"].update(num_gpus=-1), "num_gpus"),
         (lambda a: a["groups"].append(copy.deepcopy(a["groups"][0])), "unique"),
+        (lambda a: a.update(critical_path=["text_overlay", "mind_reading"]), "critical_path names unknown analyzers: mind_reading"),
     ],
 )
 def test_bad_configs_are_rejected_with_the_reason(mutate, message):
@@ -69,3 +70,10 @@ def test_catalogue_reports_not_built_analyzers_without_a_schema():
     assert len(infos) == 21
     for i in infos:
         assert (i.result_schema is not None) == i.implemented
+
+
+def test_only_the_cpu_profile_names_a_critical_path():
+    cpu = AppConfig.model_validate(args_of("serve_config.cpu.yaml"))
+    assert not cpu.runs_in_background("text_overlay") and cpu.runs_in_background("eye_tracking")
+    production = AppConfig.model_validate(args_of("serve_config.yaml"))
+    assert production.critical_path is None and not production.runs_in_background("eye_tracking")

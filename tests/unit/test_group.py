@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 
 import pytest
 
@@ -69,3 +71,29 @@ def test_model_load_failures_are_states_not_crashes(monkeypatch):
     assert state["color_analysis"]["state"] == AnalyzerStatus.error.value and "corrupt" in state["color_analysis"]["reason"]
     assert state["speech_transcription"]["state"] == AnalyzerStatus.unavailable.value
     group.check_health()  # a model that never loaded is reported, not a reason to restart forever
+
+
+def placement() -> tuple[int, list[int]]:
+    tid = threading.get_native_id()
+    return os.sched_getscheduler(tid), sorted(os.sched_getaffinity(tid))
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to split")
+def test_critical_analyzers_keep_the_first_core_and_background_ones_yield_the_others():
+    cores = sorted(os.sched_getaffinity(0))
+    group = AnalyzerGroup("g", ["cut_analysis", "color_analysis"], {}, {}, background=["color_analysis"])
+    assert group.slots["cut_analysis"].thread.submit(placement).result() == (os.SCHED_OTHER, cores[:1])
+    assert group.slots["color_analysis"].thread.submit(placement).result() == (os.SCHED_IDLE, cores[1:])
+
+    def from_a_pool_thread():  # what onnxruntime or torch start on the slot's thread inherits its placement
+        seen = []
+        worker = threading.Thread(target=lambda: seen.append(placement()))
+        worker.start()
+        worker.join()
+        return seen[0]
+
+    assert group.slots["color_analysis"].thread.submit(from_a_pool_thread).result() == (os.SCHED_IDLE, cores[1:])
+    # without a critical path nothing is moved, and this test's own thread never was
+    plain = AnalyzerGroup("g", ["cut_analysis"], {}, {})
+    assert plain.slots["cut_analysis"].thread.submit(placement).result() == (os.SCHED_OTHER, cores)
+    assert placement() == (os.SCHED_OTHER, cores)
