@@ -232,8 +232,9 @@ def _decode_frames(reader, specs: set[FrameSpec], metadata: VideoMetadata, max_f
             upright = frame.shape[:2] == (metadata.height, metadata.width)
             rotation = 0 if upright else metadata.rotation
         frame = _upright(frame, rotation)
+        scaled = _scaled_copies(frame, {spec.max_side for spec in wanted_by_index[index]})
         for spec in wanted_by_index[index]:
-            small = _fit(frame, spec.max_side)
+            small = scaled[spec.max_side]
             if spec not in kept:
                 kept[spec] = np.empty((len(wanted[spec]), *small.shape), dtype=np.uint8)
             kept[spec][filled[spec]] = small
@@ -284,13 +285,40 @@ def _decode_audio(path: str | Path, offset: float) -> AudioTrack | None:
     return AudioTrack(samples=samples)
 
 
-def _fit(frame: np.ndarray, max_side: int) -> np.ndarray:
-    h, w = frame.shape[:2]
+def _fitted_size(shape: tuple[int, int], max_side: int) -> tuple[int, int] | None:
+    """(width, height) of a frame of `shape` scaled so its longer side is `max_side`; None: no downscale."""
+    h, w = shape
     scale = max_side / max(h, w)
     if scale >= 1.0:
-        return np.ascontiguousarray(frame)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        return None
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def _scaled_copies(frame: np.ndarray, max_sides: set[int]) -> dict[int, np.ndarray]:
+    """The frame at each wanted size, largest first, each made from the previous (smaller) one rather than from
+    the full frame: area-resizing a 720x1280 frame by a non-integer factor costs ~3 ms, from an already reduced
+    copy a fraction of that (3.5 s of a 30 s clip's decode went to full-frame resizes). Each size is computed
+    from the full frame's shape, so a spec gets the same shape on every frame whatever intermediate it came from."""
+    out: dict[int, np.ndarray] = {}
+    source = frame
+    for side in sorted(max_sides, reverse=True):
+        size = _fitted_size(frame.shape[:2], side)
+        if size is None:
+            out[side] = np.ascontiguousarray(frame)
+            continue
+        out[side] = source = cv2.resize(_integer_reduced(source, side), size, interpolation=cv2.INTER_AREA)
+    return out
+
+
+def _integer_reduced(frame: np.ndarray, max_side: int) -> np.ndarray:
+    """The frame reduced by the largest whole factor that keeps its longer side >= max_side, when the factor
+    divides both sides: OpenCV's area resize by a whole factor is a fast box filter (0.15 ms vs 1.7 ms for
+    720x1280 -> 480 px directly), and the last, small step from there is cheap."""
+    h, w = frame.shape[:2]
+    factor = max(h, w) // max_side
+    if factor < 2 or h % factor or w % factor:
+        return frame
+    return cv2.resize(frame, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
 
 
 def _rgb_rows(frame: np.ndarray) -> np.ndarray:

@@ -122,3 +122,21 @@ def test_more_decoder_threads_give_the_same_frames(shared_media):
     for spec in specs:
         assert np.array_equal(one.frames(spec).timestamps, many.frames(spec).timestamps)
         assert np.array_equal(one.frames(spec).frames, many.frames(spec).frames)
+
+
+def test_each_size_made_from_a_smaller_copy_matches_a_direct_resize():
+    import cv2
+
+    from analyzers.media import _fitted_size, _scaled_copies
+
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:1280, 0:720]
+    frame = np.clip(np.stack([x * 255 // 719, y * 255 // 1279, (x + y) % 256], -1) + rng.integers(-8, 9, (1280, 720, 3)),
+                    0, 255).astype(np.uint8)
+    sides = {1280, 960, 640, 480, 384, 336, 192, 160, 128, 96}
+    copies = _scaled_copies(frame, sides)
+    for side in sides:
+        size = _fitted_size(frame.shape[:2], side)
+        direct = frame if size is None else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        assert copies[side].shape == direct.shape  # the same shape whichever copy it was made from
+        assert np.abs(copies[side].astype(int) - direct).mean() < 2.0  # and the same picture, within rounding
