@@ -90,9 +90,6 @@ class VideoLlavaSettings(BaseModel):
     compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] | None = Field(
         None, description="torch.compile mode for the static-cache decode step; None keeps transformers' default."
     )
-    coordinate_descent_tuning: bool = Field(
-        False, description="Let inductor tune each compiled kernel's launch settings (longer compile, faster decode; process-wide)."
-    )
     warmup: bool = Field(False, description="Generate once on a dummy video in load(), so no request pays for warm-up/compile.")
     warmup_tokens: int = Field(8, ge=1, description="Decode steps of the warm-up generation.")
     local_files_only: bool = Field(False, description="True on machines that cannot reach the model hub.")
@@ -243,11 +240,6 @@ class VideoLlava(Analyzer):
         if s.decode_loop != "static_greedy":
             return
         from analyzers._static_decode import StaticGreedyDecoder
-
-        if s.coordinate_descent_tuning and s.compile_mode and self.device.startswith("cuda"):
-            import torch._inductor.config as inductor_config
-
-            inductor_config.coordinate_descent_tuning = True  # gpt-fast's setting for one-token decode steps
 
         # sized once for the longest prompt this replica serves, so the compiled step never sees a new shape
         dummy = np.full((LLAVA_FRAMES.count, 336, 336, 3), 128, dtype=np.uint8)

@@ -138,7 +138,6 @@ def bench_precision(precision: str, args, ckpt: Path, device: str, rec: Recorder
     # min = max = the longest length; shorter runs stop early via stop_after, so the (static) cache keeps one
     # shape and a compiled decode step is reused instead of recompiled per length
     settings = {"model": str(ckpt), "precision": precision, "max_new_tokens": top, "min_new_tokens": top,
-                "coordinate_descent_tuning": args.coordinate_descent,
                 "attn_implementation": args.attn, "local_files_only": True, "warmup": False}
     gc.collect()
     if cuda:
@@ -194,7 +193,7 @@ def bench_precision(precision: str, args, ckpt: Path, device: str, rec: Recorder
             p, t = statistics.median(prefill), statistics.median(total)
             row = {
                 "precision": precision, "phase": "generate", "cache": cache, "compiled_decode": compiled,
-                "compile_mode": (mode or "transformers default") + (" + coordinate descent" if args.coordinate_descent and mode else ""), "attn": args.attn, "frames": count, "prompt_tokens": prompt_tokens, "new_tokens": gen_tokens,
+                "compile_mode": mode or "transformers default", "attn": args.attn, "frames": count, "prompt_tokens": prompt_tokens, "new_tokens": gen_tokens,
                 "warmup_s": warm_s, "preprocess_s": round(statistics.median(pre), 4), "prefill_s": round(p, 4),
                 "total_s": round(t, 3), "analyzer_s": round(statistics.median(whole), 3), "decode_tok_per_s": round(statistics.median(rate), 1) if rate else None,
                 "repeats": args.repeats,
@@ -256,7 +255,6 @@ def main(argv=None) -> int:
     ap.add_argument("--attn", default="sdpa")
     ap.add_argument("--compile-modes", default="", help="static cache: torch.compile modes to try, comma-separated ('' = default)")
     ap.add_argument("--frame-counts", default="8", help="frames per video to try (fewer frames = fewer visual tokens)")
-    ap.add_argument("--coordinate-descent", action="store_true", help="inductor coordinate-descent tuning of compiled kernels")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--warmups", type=int, default=1)
     args = ap.parse_args(argv)
