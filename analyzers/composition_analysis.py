@@ -2,10 +2,10 @@
 interface would cover.
 
 The subject is the largest frontal face (OpenCV's Haar cascade, shipped inside opencv-python), else the
-most salient region (spectral-residual saliency, Hou & Zhang 2007, a few FFTs on a 64 px copy). Safe zones
-are TikTok's interface in frame fractions: the button column on the right (x > 0.85, 0.35 < y < 0.85), the
-caption band at the bottom (y > 0.80) and the top bar (y < 0.08). A subject or an on-screen text box
-(from text_overlay, when it ran) that lies largely inside one of them is a violation, reported with times.
+most salient region (spectral-residual saliency, Hou & Zhang 2007, a few FFTs on a 64 px copy). A subject that
+lies largely inside one of TikTok's interface zones (analyzers._safe_zones) is a violation, reported with times.
+On-screen text in those zones is text_overlay's to report (each of its events lists its zones): composition waits
+for no other analyzer, so on CPU it runs beside text_overlay's OCR instead of after it.
 """
 
 from __future__ import annotations
@@ -17,16 +17,11 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, Field
 
+from analyzers._safe_zones import MIN_ZONE_OVERLAP, SAFE_ZONES, Zone, overlap_share
 from analyzers.base import Analyzer, FrameSpec, Needs
 from analyzers.media import MediaBundle
 
 COMPOSITION_FRAMES = FrameSpec(fps=2, max_side=384)
-Zone = Literal["right_buttons", "bottom_caption", "top_bar"]
-SAFE_ZONES: dict[str, tuple[float, float, float, float]] = {  # x0, y0, x1, y1 as frame fractions
-    "right_buttons": (0.85, 0.35, 1.0, 0.85),
-    "bottom_caption": (0.0, 0.80, 1.0, 1.0),
-    "top_bar": (0.0, 0.0, 1.0, 0.08),
-}
 POWER_POINTS = np.array([(x, y) for x in (1 / 3, 2 / 3) for y in (1 / 3, 2 / 3)])
 
 
@@ -44,11 +39,13 @@ class FrameComposition(BaseModel):
 
 class SafeZoneViolation(BaseModel):
     zone: Zone
-    what: Literal["subject", "text"]
+    what: Literal["subject", "text"] = Field(
+        ..., description="Always 'subject' (kept for compatibility): text in a zone is reported by "
+        "text_overlay, whose events list their zones.")
     start: float
     end: float
-    overlap: float = Field(..., description="Largest share of the subject or text box inside the zone.")
-    text: str | None = None
+    overlap: float = Field(..., description="Largest share of the subject's box inside the zone.")
+    text: str | None = Field(None, description="Always None (kept for compatibility); see `what`.")
 
 
 class CompositionResult(BaseModel):
@@ -68,7 +65,8 @@ class CompositionResult(BaseModel):
 
 
 class CompositionSettings(BaseModel):
-    min_zone_overlap: float = Field(0.3, description="Share of a box inside a zone that counts as a violation.")
+    min_zone_overlap: float = Field(
+        MIN_ZONE_OVERLAP, description="Share of the subject's box inside a zone that counts as a violation.")
     min_face_side: float = Field(0.06, description="Smallest face looked for, as a fraction of the frame's short side.")
 
 
@@ -105,13 +103,6 @@ def symmetry(gray: np.ndarray) -> float:
     return float(np.clip((a * b).sum() / ((a * a).sum() + 1e-6), 0.0, 1.0))
 
 
-def overlap_share(box, zone) -> float:
-    ix = max(0.0, min(box[2], zone[2]) - max(box[0], zone[0]))
-    iy = max(0.0, min(box[3], zone[3]) - max(box[1], zone[1]))
-    area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
-    return ix * iy / area
-
-
 def framing_of(width: int, height: int) -> str:
     ratio = width / height
     if abs(ratio - 9 / 16) < 0.02:
@@ -121,7 +112,7 @@ def framing_of(width: int, height: int) -> str:
 
 class CompositionAnalysis(Analyzer):
     name = "composition_analysis"
-    needs = Needs(frames=COMPOSITION_FRAMES, optional_upstream=("text_overlay",))
+    needs = Needs(frames=COMPOSITION_FRAMES)
     Result = CompositionResult
     Settings = CompositionSettings
 
@@ -145,7 +136,7 @@ class CompositionAnalysis(Analyzer):
         grays = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frame_set.frames]
         frames = [self._frame(round(float(t), 3), g) for t, g in zip(frame_set.timestamps, grays)]
         step = float(np.median(np.diff(frame_set.timestamps))) if len(frames) > 1 else 0.5
-        violations = self._subject_violations(frames, step) + self._text_violations(upstream.get("text_overlay"))
+        violations = self._subject_violations(frames, step)
         meta = media.metadata
         with_subject = [f for f in frames if f.subject_centre]
         thirds = [f.rule_of_thirds for f in frames if f.rule_of_thirds is not None]
@@ -206,20 +197,6 @@ class CompositionAnalysis(Analyzer):
                                                    end=round(run[-1][0] + step, 3),
                                                    overlap=round(max(s for _, s in run), 3)))
                     run = []
-        return found
-
-    def _text_violations(self, text_result) -> list[SafeZoneViolation]:
-        found = []
-        for event in getattr(text_result, "events", None) or []:
-            box = getattr(event, "box", None)
-            if box is None:
-                continue
-            for zone, rect in SAFE_ZONES.items():
-                share = overlap_share(tuple(box), rect)
-                if share >= self.settings.min_zone_overlap:
-                    found.append(SafeZoneViolation(zone=zone, what="text", start=float(event.start),
-                                                   end=float(event.end),
-                                                   overlap=round(share, 3), text=getattr(event, "text", None)))
         return found
 
     @staticmethod

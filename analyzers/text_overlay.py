@@ -1,10 +1,11 @@
-"""On-screen text: OCR of sampled frames, merged into timed text events with boxes and safe-zone flags.
+"""On-screen text: OCR of sampled frames, merged into timed text events with boxes and the interface zones they lie in.
 
 Two offline engines: RapidOCR (PP-OCRv4 detection + recognition, ONNX, shipped inside
 rapidocr-onnxruntime) and Debian's tesseract CLI. Overlay text is usually static for seconds, so a
 frame that looks like the previous sampled one reuses its OCR instead of paying ~0.5 s again.
 A detection joins an open event when its text reads the same (fuzzy, OCR wobbles by a letter) and
-its box overlaps; an event ends when a sampled frame no longer shows it.
+its box overlaps; an event ends when a sampled frame no longer shows it. The zones are analyzers._safe_zones', the
+same table and overlap rule composition_analysis applies to the subject.
 """
 
 from __future__ import annotations
@@ -21,14 +22,11 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, Field
 
+from analyzers._safe_zones import MIN_ZONE_OVERLAP, Zone, zones_of
 from analyzers.base import Analyzer, AnalyzerUnavailable, FrameSpec, Needs
 from analyzers.media import MediaBundle
 
 TEXT_FRAMES = FrameSpec(fps=2.0, max_side=960)
-
-# TikTok's interface covers these parts of a 9:16 frame (normalized x0, y0, x1, y1).
-RIGHT_BUTTONS = (0.85, 0.35, 1.0, 0.85)
-BOTTOM_CAPTION = (0.0, 0.80, 1.0, 1.0)
 
 
 @dataclass
@@ -45,8 +43,11 @@ class TextEvent(BaseModel):
     box: tuple[float, float, float, float] = Field(..., description="Normalized x0, y0, x1, y1 (union over the event).")
     confidence: float = Field(..., description="Best recognition confidence seen, 0..1.")
     frames: int = Field(..., description="Sampled frames that showed it.")
-    under_right_buttons: bool = Field(..., description="Overlaps TikTok's right-hand button column.")
-    under_bottom_caption: bool = Field(..., description="Overlaps TikTok's bottom caption band.")
+    zones: list[Zone] = Field(
+        ..., description="TikTok interface zones holding at least min_zone_overlap of the box; portrait video only "
+        "(TikTok letterboxes landscape video away from its interface).")
+    under_right_buttons: bool = Field(..., description="'right_buttons' is in zones.")
+    under_bottom_caption: bool = Field(..., description="'bottom_caption' is in zones.")
 
 
 class TextOverlayResult(BaseModel):
@@ -54,7 +55,7 @@ class TextOverlayResult(BaseModel):
     frames_analyzed: int
     frames_ocr_run: int = Field(..., description="Frames actually OCRed; the rest repeated an unchanged frame.")
     text_coverage: float = Field(..., description="Share of sampled frames showing any text.")
-    safe_zone_violations: int = Field(..., description="Events overlapping the interface zones.")
+    safe_zone_violations: int = Field(..., description="Events in any interface zone.")
     engine: str
 
 
@@ -64,6 +65,8 @@ class TextOverlaySettings(BaseModel):
     min_chars: int = Field(2, ge=1, description="Drop shorter strings (single glyphs are mostly noise).")
     max_side: int = Field(960, ge=64, description="Frames are shrunk to this before OCR.")
     similar_text: float = Field(0.8, ge=0, le=1, description="Text similarity that counts as the same text.")
+    min_zone_overlap: float = Field(
+        MIN_ZONE_OVERLAP, ge=0, le=1, description="Share of an event's box inside an interface zone that puts it in.")
     unchanged_frame_diff: float = Field(
         15.0, ge=0, description="OCR is reused when no 1/96-of-frame cell changed by more grey levels than this.")
     threads: int | None = Field(None, ge=1, description="onnxruntime threads for RapidOCR; None: all cores.")
@@ -166,12 +169,6 @@ def _clip_box(box) -> tuple[float, float, float, float]:
     return tuple(round(min(max(float(v), 0.0), 1.0), 4) for v in box)  # type: ignore[return-value]
 
 
-def _overlaps(box, zone) -> bool:
-    """Any horizontal overlap, and at least half the text line's height inside the zone's rows."""
-    vertical = min(box[3], zone[3]) - max(box[1], zone[1])
-    return min(box[2], zone[2]) > max(box[0], zone[0]) and vertical >= 0.5 * (box[3] - box[1])
-
-
 def _iou(a, b) -> float:
     iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -186,10 +183,11 @@ def _same_text(a: str, b: str, threshold: float) -> bool:
 
 
 def merge_events(per_frame: list[list[Detection]], times: np.ndarray, interval: float, duration: float,
-                 similar_text: float, portrait: bool = True) -> list[TextEvent]:
+                 similar_text: float, portrait: bool = True,
+                 min_zone_overlap: float = MIN_ZONE_OVERLAP) -> list[TextEvent]:
     """Chain detections of the same text in consecutive sampled frames into events.
 
-    Safe-zone flags are only set for portrait video: TikTok letterboxes landscape video away from its interface."""
+    Zones are only listed for portrait video: TikTok letterboxes landscape video away from its interface."""
     open_events: list[dict] = []
     closed: list[dict] = []
     for detections, t in zip(per_frame, times.tolist()):
@@ -223,11 +221,11 @@ def merge_events(per_frame: list[list[Detection]], times: np.ndarray, interval: 
         # the reading seen most often wins (one frame's OCR slip should not name the event), then confidence
         e["text"] = max(e["readings"], key=lambda text: e["readings"][text])
         end = min(e["last"] + interval, max(duration, e["last"]))
+        zones = zones_of(box, min_zone_overlap) if portrait else []
         events.append(TextEvent(
             text=e["text"], start=round(e["start"], 3), end=round(end, 3),
-            box=box, confidence=round(e["confidence"], 4), frames=e["frames"],
-            under_right_buttons=portrait and _overlaps(box, RIGHT_BUTTONS),
-            under_bottom_caption=portrait and _overlaps(box, BOTTOM_CAPTION)))
+            box=box, confidence=round(e["confidence"], 4), frames=e["frames"], zones=zones,
+            under_right_buttons="right_buttons" in zones, under_bottom_caption="bottom_caption" in zones))
     return events
 
 
@@ -284,10 +282,10 @@ class TextOverlay(Analyzer):
         interval = 1.0 / TEXT_FRAMES.fps
         portrait = media.metadata.height > media.metadata.width
         events = merge_events(per_frame, frame_set.timestamps, interval, media.metadata.duration,
-                              self.settings.similar_text, portrait)
+                              self.settings.similar_text, portrait, self.settings.min_zone_overlap)
         shown = sum(1 for d in per_frame if d)
         return TextOverlayResult(
             events=events, frames_analyzed=len(per_frame), frames_ocr_run=ocr_runs,
             text_coverage=round(shown / max(len(per_frame), 1), 4),
-            safe_zone_violations=sum(e.under_right_buttons or e.under_bottom_caption for e in events),
+            safe_zone_violations=sum(bool(e.zones) for e in events),
             engine=self.model_in_use)

@@ -406,8 +406,9 @@ def _text_section(outcome: Any) -> str:
     result = _ok(outcome)
     if result is None:
         return f'<section id="text"><h2>On-screen text</h2><p class="unavailable-note">{_e(_why_not(outcome, "text_overlay"))}</p></section>'
+    # reports stored before events listed their zones carry only the two flags
     rows = [f"<tr><td>{_clock(_num(e.get('start')))}–{_clock(_num(e.get('end')))}</td><td>{_e(e.get('text', ''))}</td>"
-            f"<td>{'⚠ safe zone' if e.get('under_right_buttons') or e.get('under_bottom_caption') else ''}</td></tr>"
+            f"<td>{'⚠ safe zone' if e.get('zones') or e.get('under_right_buttons') or e.get('under_bottom_caption') else ''}</td></tr>"
             for e in _list(result.get("events")) if isinstance(e, dict)]
     return f'<section id="text"><h2>On-screen text</h2><table>{"".join(rows) or "<tr><td>none found</td></tr>"}</table></section>'
 

@@ -10,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from analyzers.registry import ANALYZER_NAMES
+from deployments.planner import make_plan
 from graph import AppConfig, analyzer_infos
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,3 +78,12 @@ def test_only_the_cpu_profile_names_a_critical_path():
     assert not cpu.runs_in_background("text_overlay") and cpu.runs_in_background("eye_tracking")
     production = AppConfig.model_validate(args_of("serve_config.yaml"))
     assert production.critical_path is None and not production.runs_in_background("eye_tracking")
+
+
+def test_on_cpu_composition_runs_beside_text_overlay_not_after_it():
+    # composition_analysis waits for no analyzer, so it has no place on the chain behind text_overlay's OCR
+    cpu = AppConfig.model_validate(args_of("serve_config.cpu.yaml"))
+    infos = {i.name: i for i in analyzer_infos(cpu)}
+    plan = make_plan(["text_overlay", "composition_analysis", "product_detection"], infos, has_audio=True)
+    assert plan.waits_for == {"text_overlay": [], "composition_analysis": [], "product_detection": ["text_overlay"]}
+    assert cpu.critical_path == ["text_overlay"] and cpu.runs_in_background("composition_analysis")

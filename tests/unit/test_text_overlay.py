@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import cv2
+import numpy as np
 import pytest
 
 from analyzers.base import AnalyzerUnavailable
 from analyzers.media import decode
-from analyzers.text_overlay import TEXT_FRAMES, TextOverlay, TextOverlayResult
+from analyzers.text_overlay import TEXT_FRAMES, Detection, TextOverlay, TextOverlayResult, merge_events
 from tests.synth import ffmpeg, have
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
@@ -87,8 +88,50 @@ def test_drawtext_overlays_have_the_right_times_boxes_and_safe_zones(rapid, tmp_
     assert abs(sale.start - 1.0) <= interval and abs(sale.end - 3.0) <= interval
     assert abs(follow.start - 2.0) <= interval and abs(follow.end - 4.5) <= interval
     assert 0.25 < sale.box[1] < 0.40 and not sale.under_bottom_caption and not sale.under_right_buttons
-    assert follow.under_bottom_caption and follow.box[1] > 0.8
+    assert sale.zones == []
+    assert follow.zones == ["bottom_caption"] and follow.under_bottom_caption and follow.box[1] > 0.8
     assert result.safe_zone_violations == 1
+
+
+def test_caption_in_the_bottom_band_over_a_photo_lists_that_zone(rapid, shared_media, tmp_path):
+    # white caption on a dark box in the bottom band from 1.0 to 2.5 s
+    clip = tmp_path / "caption.mp4"
+    ffmpeg("-loop", "1", "-framerate", "25", "-t", "3", "-i", str(shared_media / "images" / "skimage_astronaut.png"),
+           "-vf", f"scale=640:640,crop=360:640:100:0,setsar=1,drawtext=fontfile={FONT}:text='LINK IN BIO':fontsize=36:"
+           "fontcolor=white:box=1:boxcolor=black:x=(w-tw)/2:y=560:enable='between(t,1,2.5)'",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", str(clip))
+    result = rapid.analyze(decode(clip, {TEXT_FRAMES}, False), {})
+    in_zones = [e for e in result.events if e.zones]
+    assert [(e.text, e.zones, e.under_bottom_caption, e.under_right_buttons) for e in in_zones] == [
+        ("LINK IN BIO", ["bottom_caption"], True, False)], result.events
+    assert in_zones[0].start == pytest.approx(1.0, abs=0.5) and in_zones[0].end == pytest.approx(2.5, abs=0.5)
+    assert result.safe_zone_violations == 1
+
+
+def test_events_list_their_zones_and_the_flags_agree():
+    caption = Detection("link in bio", (0.1, 0.86, 0.9, 0.95), 0.9)
+    middle = Detection("middle", (0.2, 0.4, 0.7, 0.5), 0.9)
+    per_frame = [[middle], [middle, caption], [middle, caption]]
+    events = merge_events(per_frame, np.array([0.0, 0.5, 1.0]), 0.5, 1.5, 0.8)
+    assert [(e.text, e.start, e.end, e.zones, e.under_bottom_caption, e.under_right_buttons) for e in events] == [
+        ("middle", 0.0, 1.5, [], False, False), ("link in bio", 0.5, 1.5, ["bottom_caption"], True, False)]
+    # TikTok letterboxes landscape video away from its interface: no zones, no flags
+    landscape = merge_events(per_frame, np.array([0.0, 0.5, 1.0]), 0.5, 1.5, 0.8, portrait=False)
+    assert [(e.zones, e.under_bottom_caption, e.under_right_buttons) for e in landscape] == [([], False, False)] * 2
+
+
+@pytest.mark.parametrize(("box", "min_overlap", "zones"), [
+    ((0.88, 0.50, 0.98, 0.55), 0.3, ["right_buttons"]),
+    ((0.30, 0.01, 0.70, 0.06), 0.3, ["top_bar"]),
+    ((0.90, 0.78, 1.00, 0.88), 0.3, ["right_buttons", "bottom_caption"]),
+    ((0.10, 0.50, 0.90, 0.55), 0.3, []),  # a wide line whose end alone reaches under the buttons: 6 % of it
+    ((0.20, 0.75, 0.80, 0.85), 0.3, ["bottom_caption"]),  # half in the caption band
+    ((0.20, 0.75, 0.80, 0.85), 0.6, []),
+])
+def test_a_box_lies_in_the_zones_holding_enough_of_it(box, min_overlap, zones):
+    event, = merge_events([[Detection("text", box, 0.9)]], np.array([0.0]), 0.5, 0.5, 0.8, True, min_overlap)
+    assert (event.zones, event.under_right_buttons, event.under_bottom_caption) == (
+        zones, "right_buttons" in zones, "bottom_caption" in zones)
 
 
 def test_missing_tesseract_binary_is_unavailable_not_empty():
