@@ -12,6 +12,7 @@ import json
 import math
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,31 +170,37 @@ def sample_indices(timestamps: np.ndarray, spec: FrameSpec, duration: float) -> 
 
 
 def decode(path: str | Path, specs: set[FrameSpec], want_audio: bool, metadata: VideoMetadata | None = None,
-           max_frame_bytes: int | None = None, threads: int = 1) -> MediaBundle:
+           max_frame_bytes: int | None = None, threads: int = 1, segments: int = 1) -> MediaBundle:
     """Decode `path` once: frames for every spec in `specs`, and audio when `want_audio` and the file has it.
 
     `max_frame_bytes` bounds the memory of all kept frames together: when the declared rates would exceed it
     (a 10-minute clip at 2 fps and 960 px is 1.9 GB for one spec), rate-based specs are thinned evenly.
-    `threads` are FFmpeg's decoder threads (0: one per core). 1 suits a 2-core machine where analyzers need the
-    other core; a 1080x1920 clip on a 16-core GPU host decodes several times faster with more."""
-    import decord  # imported here so the contract and metadata stay usable without decord
-
+    `threads` are FFmpeg's decoder threads per reader (0: one per core). `segments` > 1 splits the stream at
+    keyframes into that many parts decoded at once, each by its own reader on its own thread (decord's calls
+    release the GIL, and so do the resizes): the frames are identical, the wall time shorter where cores are
+    free. 1 thread and 1 segment suit a 2-core machine where analyzers need the other core; a 1080x1920 clip
+    on a 16-core GPU host decodes several times faster with more."""
     metadata = metadata or probe(path)
     bundle = MediaBundle(metadata=metadata)
     if specs:
-        try:
-            reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=threads)
-        except Exception as exc:  # decord raises its own DECORDError for anything it cannot open
-            raise MediaError(f"could not decode the video stream: {_first_line(exc)}") from exc
-        bundle.frame_sets = _decode_frames(reader, specs, metadata, max_frame_bytes)
-        del reader
+        bundle.frame_sets = _decode_frames(str(path), specs, metadata, max_frame_bytes, threads, segments)
     if want_audio and metadata.has_audio:
         bundle.audio = _decode_audio(path, metadata.audio_offset)
     return bundle
 
 
-def _decode_frames(reader, specs: set[FrameSpec], metadata: VideoMetadata, max_frame_bytes: int | None = None
-                   ) -> dict[FrameSpec, FrameSet]:
+def _open_video(path: str, threads: int):
+    import decord  # imported here so the contract and metadata stay usable without decord
+
+    try:
+        return decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads)
+    except Exception as exc:  # decord raises its own DECORDError for anything it cannot open
+        raise MediaError(f"could not decode the video stream: {_first_line(exc)}") from exc
+
+
+def _decode_frames(path: str, specs: set[FrameSpec], metadata: VideoMetadata, max_frame_bytes: int | None = None,
+                   threads: int = 1, segments: int = 1) -> dict[FrameSpec, FrameSet]:
+    reader = _open_video(path, threads)
     n = len(reader)
     if n == 0:
         raise MediaError("the video stream has no frames")
@@ -208,48 +215,84 @@ def _decode_frames(reader, specs: set[FrameSpec], metadata: VideoMetadata, max_f
     for spec in specs:
         if spec.count is None and stride > 1:
             wanted[spec] = wanted[spec][::stride]
-    wanted_by_index: dict[int, list[FrameSpec]] = {}
+    # Where each source frame goes: (spec, row of that spec's array). Rows are fixed up front, so the parts
+    # decoded at once can write into the same arrays without coordinating.
+    rows_by_index: dict[int, list[tuple[FrameSpec, int]]] = {}
     for spec, indices in wanted.items():
-        for i in indices.tolist():
-            wanted_by_index.setdefault(i, []).append(spec)
+        for row, i in enumerate(indices.tolist()):
+            rows_by_index.setdefault(i, []).append((spec, row))
+    order = sorted(rows_by_index)
 
-    # Filled in place (allocated at the first frame, when the scaled size is known): no list-then-stack copy,
-    # so the peak is the kept frames once.
-    kept: dict[FrameSpec, np.ndarray] = {}
-    filled = dict.fromkeys(specs, 0)
-    rotation: int | None = None  # decided on the first frame: some decord builds rotate already, some don't
-    position = 0  # index of the frame the next reader.next() returns
-    for index in sorted(wanted_by_index):
-        if index > position:
-            reader.skip_frames(index - position)
-        try:
-            frame = reader.next().asnumpy()
-        except Exception as exc:
-            raise MediaError(f"the video stream is damaged near frame {index}: {_first_line(exc)}") from exc
-        position = index + 1
-        frame = _rgb_rows(frame)
-        if rotation is None:
-            upright = frame.shape[:2] == (metadata.height, metadata.width)
-            rotation = 0 if upright else metadata.rotation
-        frame = _upright(frame, rotation)
-        scaled = _scaled_copies(frame, {spec.max_side for spec in wanted_by_index[index]})
-        for spec in wanted_by_index[index]:
-            small = scaled[spec.max_side]
-            if spec not in kept:
-                kept[spec] = np.empty((len(wanted[spec]), *small.shape), dtype=np.uint8)
-            kept[spec][filled[spec]] = small
-            filled[spec] += 1
+    # The first kept frame decides the rotation (some decord builds rotate already, some don't) and the shape of
+    # every spec's array. Arrays are filled in place: no list-then-stack copy, so the peak is the kept frames once.
+    first = _read_frame(reader, order[0], order[0])
+    rotation = 0 if first.shape[:2] == (metadata.height, metadata.width) else metadata.rotation
+    upright_shape = _upright(first, rotation).shape[:2]
+    kept = {spec: np.empty((len(wanted[spec]), *_scaled_shape(upright_shape, spec.max_side), 3), dtype=np.uint8)
+            for spec in specs}
+
+    def store(index: int, frame: np.ndarray) -> None:
+        targets = rows_by_index[index]
+        scaled = _scaled_copies(_upright(frame, rotation), {spec.max_side for spec, _ in targets})
+        for spec, row in targets:
+            kept[spec][row] = scaled[spec.max_side]
+
+    def walk(part_reader, position: int, indices: list[int]) -> None:
+        for index in indices:
+            store(index, _read_frame(part_reader, position, index))
+            position = index + 1
+
+    store(order[0], first)
+    parts = keyframe_parts(order[1:], reader.get_key_indices() if segments > 1 else [], n, segments)
+    if len(parts) <= 1:
+        walk(reader, order[0] + 1, order[1:])
+    else:
+        def walk_from_keyframe(keyframe: int, indices: list[int]) -> None:
+            part_reader = _open_video(path, threads)
+            part_reader.seek_accurate(keyframe)
+            walk(part_reader, keyframe, indices)
+
+        with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="decode-part") as pool:
+            jobs = [pool.submit(walk, reader, order[0] + 1, parts[0][1])]
+            jobs += [pool.submit(walk_from_keyframe, start, indices) for start, indices in parts[1:]]
+            for job in jobs:
+                job.result()  # re-raises a part's MediaError
 
     return {
         spec: FrameSet(
             spec=spec,
-            frames=kept[spec][: filled[spec]],
-            timestamps=timestamps[wanted[spec]][: filled[spec]],
-            indices=wanted[spec].astype(np.int64)[: filled[spec]],
+            frames=kept[spec],
+            timestamps=timestamps[wanted[spec]],
+            indices=wanted[spec].astype(np.int64),
             stride=stride if spec.count is None else 1,
         )
         for spec in specs
     }
+
+
+def keyframe_parts(indices: list[int], keyframes, frame_count: int, parts: int) -> list[tuple[int, list[int]]]:
+    """Split the sorted frame `indices` into up to `parts` runs of about equal stream length, each starting at a
+    keyframe, as (keyframe to start decoding from, indices of the run). Decoding cost follows the frames walked,
+    not the frames kept, so the split is by stream position; a stream with one keyframe stays one run."""
+    if not indices:
+        return []
+    starts = sorted({max((k for k in keyframes if k <= frame_count * p // parts), default=0) for p in range(parts)})
+    runs = []
+    for start, end in zip(starts, [*starts[1:], frame_count]):
+        run = [i for i in indices if start <= i < end]
+        if run:
+            runs.append((start, run))
+    return runs
+
+
+def _read_frame(reader, position: int, index: int) -> np.ndarray:
+    """Frame `index` as RGB rows, from a reader whose next frame is `position` (<= index)."""
+    try:
+        if index > position:
+            reader.skip_frames(index - position)
+        return _rgb_rows(reader.next().asnumpy())
+    except Exception as exc:
+        raise MediaError(f"the video stream is damaged near frame {index}: {_first_line(exc)}") from exc
 
 
 def _stride_for_budget(wanted: dict[FrameSpec, np.ndarray], metadata: VideoMetadata, max_bytes: int | None) -> int:
@@ -292,6 +335,12 @@ def _fitted_size(shape: tuple[int, int], max_side: int) -> tuple[int, int] | Non
     if scale >= 1.0:
         return None
     return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def _scaled_shape(shape: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """(height, width) of a frame of `shape` once fitted to `max_side`, as `_scaled_copies` makes it."""
+    size = _fitted_size(shape, max_side)
+    return tuple(shape) if size is None else (size[1], size[0])
 
 
 def _scaled_copies(frame: np.ndarray, max_sides: set[int]) -> dict[int, np.ndarray]:

@@ -71,7 +71,8 @@ def sequential_baseline(clip: Path, repeats: int = 3) -> dict:
         plan = make_plan([n for n in loaded], infos, meta.has_audio)
         specs = {infos[n].needs.frames for n in plan.to_run if infos[n].needs.frames}
         ingress = config.ingress
-        bundle = decode(clip, specs, True, meta, int(ingress.max_frame_mb * 1024 * 1024), ingress.decode_threads)
+        bundle = decode(clip, specs, True, meta, int(ingress.max_frame_mb * 1024 * 1024),
+                        ingress.decode_threads, ingress.decode_segments)
         decode_s = time.perf_counter() - started
         results, per = {}, {}
         for name in plan.to_run:

@@ -63,6 +63,7 @@ class IngressSettings(BaseModel):
     max_concurrent_decodes: int = Field(..., ge=1, description="Decodes at once per ingress replica: bounds its memory.")
     max_frame_bytes: int = Field(1_500_000_000, gt=0, description="Memory of one request's kept frames; long videos are thinned.")
     decode_threads: int = Field(1, ge=0, description="FFmpeg decoder threads per decode (0: one per core).")
+    decode_segments: int = Field(1, ge=1, description="Keyframe-aligned parts of the stream decoded at once.")
     group_timeout_seconds: float = Field(..., gt=0)
     api_token: str | None = Field(None, description="When set, every route but /health needs `Authorization: Bearer <token>`.")
     store_url: str | None = Field(None, description="postgresql://... shares reports across nodes; None: SQLite in data_dir.")
@@ -536,7 +537,8 @@ class Ingress:
                     del audio
                     frames = await asyncio.to_thread(
                         decode, source.path, frame_specs(plan.to_run, self.infos), False, metadata,
-                        self.settings.max_frame_bytes, self.settings.decode_threads
+                        self.settings.max_frame_bytes, self.settings.decode_threads,
+                        self.settings.decode_segments,
                     )
                 except MediaError as exc:
                     raise ApiError(415, "unsupported_media", f"cannot decode this video: {exc}") from None

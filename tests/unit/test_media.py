@@ -124,6 +124,37 @@ def test_more_decoder_threads_give_the_same_frames(shared_media):
         assert np.array_equal(one.frames(spec).frames, many.frames(spec).frames)
 
 
+def test_keyframe_parts_start_at_keyframes_and_cover_every_index_once():
+    from analyzers.media import keyframe_parts
+
+    indices = list(range(1, 300, 3))
+    parts = keyframe_parts(indices, keyframes=[0, 50, 100, 150, 200, 250], frame_count=300, parts=3)
+    assert [start for start, _ in parts] == [0, 100, 200]  # at 0, 100 and 200: keyframes at the thirds
+    assert [i for _, run in parts for i in run] == indices
+    assert all(start <= run[0] for start, run in parts)
+    # the split follows the stream, not the kept frames; a stream with one keyframe is one run
+    assert [s for s, _ in keyframe_parts(indices, [0, 120, 140], 300, 3)] == [0, 140]
+    assert keyframe_parts(indices, [0], 300, 4) == [(0, indices)]
+    assert keyframe_parts([], [0, 100], 300, 2) == []
+
+
+def test_decoding_in_keyframe_parts_at_once_gives_the_same_frames(tmp_path):
+    """Moving noise (every frame differs) with a keyframe every 10 frames, at several specs and a rotation:
+    the parts, each decoded by its own reader from its keyframe, must give exactly the one-pass frames."""
+    raw, clip = tmp_path / "raw.mp4", tmp_path / "gop10.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x96:r=25:d=4", "-vf", "noise=alls=40:allf=t", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", "-g", "10", "-bf", "2", str(raw))
+    ffmpeg("-i", str(raw), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(clip))
+    specs = {FrameSpec(max_side=64), FrameSpec(fps=3, max_side=160), FrameSpec(count=8, max_side=96)}
+    one = decode(clip, specs, False)
+    for segments in (2, 3, 7):
+        parts = decode(clip, specs, False, segments=segments)
+        for spec in specs:
+            assert np.array_equal(parts.frames(spec).indices, one.frames(spec).indices)
+            assert np.array_equal(parts.frames(spec).frames, one.frames(spec).frames), (segments, spec)
+    assert len(one.frames(FrameSpec(max_side=64))) == 100 and one.frames(FrameSpec(max_side=64)).frames.shape[1:] == (64, 38, 3)
+
+
 def test_each_size_made_from_a_smaller_copy_matches_a_direct_resize():
     import cv2
 
