@@ -41,6 +41,8 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False"}
@@ -52,7 +54,7 @@ NOTE = ("RANDOM WEIGHTS: production architectures at production size (LLaVA-NeXT
 
 def production_config(ckpt: Path, clip: Path, data_dir: Path, port: int, smoke: bool, compile_mode: str,
                       max_ongoing: dict[str, int] | None = None, placement: str = "one_gpu",
-                      decode_loop: str | None = None) -> dict:
+                      decode_loop: str | None = None, overrides: list[str] = ()) -> dict:
     """serve_config.yaml with only what this machine forces changed: local random-weight models, offline, paths;
     the groups' replicas and GPU fractions as `placement` (cluster/placements.py) says."""
     from cluster.placements import apply_placement
@@ -77,7 +79,14 @@ def production_config(ckpt: Path, clip: Path, data_dir: Path, port: int, smoke: 
     if smoke:  # CPU: no compiled static cache, short output
         settings["video_llava"].update(precision="fp32", cache_implementation=None, compile_mode=None, warmup=False,
                                        max_new_tokens=8)
-        args["ingress"]["decode_threads"] = 1
+        args["ingress"].update(decode_threads=1, decode_segments=1)
+    for item in overrides:  # --set ingress.decode_segments=4, analyzers.video_llava.max_new_tokens=150
+        dotted, _, value = item.partition("=")
+        *parents, key = dotted.split(".")
+        node = args
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[key] = yaml.safe_load(value)
     return config
 
 
@@ -209,7 +218,7 @@ def sequential_baseline(config: dict, clip: Path, repeats: int) -> dict:
         plan = make_plan(list(loaded), infos, meta.has_audio)
         specs = {infos[n].needs.frames for n in plan.to_run if infos[n].needs.frames}
         bundle = decode(clip, specs, any(infos[n].needs.audio for n in plan.to_run), meta,
-                        threads=app.ingress.decode_threads)  # as the ingress decodes
+                        threads=app.ingress.decode_threads, segments=app.ingress.decode_segments)  # as the ingress decodes
         decode_s = time.perf_counter() - started
         results, per, failed = {}, {}, {}
         for name in plan.to_run:
@@ -400,6 +409,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-ongoing", default="", help="group=N,...: override a group's max_ongoing_requests")
     ap.add_argument("--placement", default="one_gpu", help="cluster/placements.py name: replicas and GPU fractions per group")
     ap.add_argument("--decode-loop", default=None, help="override video_llava's decode_loop (generate | static_greedy)")
+    ap.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                    help="override a value of the app's args, e.g. ingress.decode_segments=4 or "
+                         "analyzers.video_llava.max_new_tokens=150 (repeatable; the baseline gets the same)")
     args = ap.parse_args(argv)
     ckpt = args.weights_dir or Path("/tmp/llava_tiny_graph" if args.smoke else "/tmp/llava_next_video_7b_random")
     if args.clip is None:
@@ -410,7 +422,7 @@ def main(argv=None) -> int:
     data_dir = Path(f"/tmp/rs-graph-bench-{os.getpid()}")
     max_ongoing = {k: int(v) for k, v in (x.split("=") for x in args.max_ongoing.split(",") if x)}
     config = production_config(ckpt, args.clip, data_dir, args.port, args.smoke, args.compile_mode, max_ongoing,
-                               args.placement, args.decode_loop)
+                               args.placement, args.decode_loop, args.set)
 
     if args.baseline_child:  # the child: baseline only, result as JSON
         sampler = GpuSampler().start()
@@ -434,7 +446,8 @@ def main(argv=None) -> int:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--out", str(args.out.with_suffix(".child.json")),
                "--clip", str(args.clip), "--compile-mode", args.compile_mode, "--weights-dir", str(ckpt),
                "--baseline-child", str(child_out), "--max-ongoing", args.max_ongoing, "--placement", args.placement] + \
-              (["--decode-loop", args.decode_loop] if args.decode_loop else []) + (["--smoke"] if args.smoke else [])
+              (["--decode-loop", args.decode_loop] if args.decode_loop else []) + (["--smoke"] if args.smoke else []) + \
+              [f"--set={item}" for item in args.set]
         t = time.perf_counter()
         subprocess.run(cmd, check=False)
         if child_out.is_file():
