@@ -64,6 +64,9 @@ class Answer(BaseModel):
     model: str
 
 
+SLOW_INT8_COMPILE_MODES = ("default", "reduce-overhead")
+
+
 class VideoLlavaSettings(BaseModel):
     model: str = Field("llava-hf/LLaVA-NeXT-Video-7B-hf", description="Hub name or local directory of the checkpoint.")
     precision: Literal["nf4", "int8", "bf16", "fp16", "fp32"] = Field(
@@ -105,6 +108,11 @@ class VideoLlavaSettings(BaseModel):
     def _greedy_loop_is_greedy(self):
         if self.decode_loop == "static_greedy" and self.temperature > 0:
             raise ValueError("decode_loop static_greedy decodes greedily: set temperature 0 or decode_loop generate")
+        if self.precision == "int8" and self.compile_mode in SLOW_INT8_COMPILE_MODES:
+            # Measured on an H100 (BENCHMARKS.md, 2026-11-25): 150 tokens in 7.74 s with reduce-overhead vs 0.74 s
+            # with max-autotune; only the autotuned kernels fuse the dequantization into the matrix-vector product.
+            raise ValueError(f"precision int8 with compile_mode {self.compile_mode} decodes ~10x slower than bf16 "
+                             "(measured); use compile_mode max-autotune (or max-autotune-no-cudagraphs), or bf16")
         return self
 
 

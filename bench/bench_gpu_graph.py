@@ -18,7 +18,8 @@ production; the outputs mean nothing. Analyzers whose libraries or models are no
 
 `--max-ongoing stage1_gpu_heavy=1` overrides a group's max_ongoing_requests (on 2026-11-25 the production value 4
 failed at c=8: CUDA-graph capture of the compiled video_llava decode on one thread broke the YOLO calls on another).
-`--compile-mode` defaults to reduce-overhead: max-autotune costs ~90 s more compile in each of the two processes.
+`--compile-mode` defaults to max-autotune, production's: int8 weights (production's precision) decode ~10x slower
+under reduce-overhead (measured; the settings refuse it). Compiling costs ~90 s in each of the two processes.
 
 GPU memory: per replica from torch inside each replica actor (`__ray_call__`), plus nvidia-smi sampled every
 0.5 s (per process and the card's total), since torch counters cannot be read across processes.
@@ -401,7 +402,7 @@ def main(argv=None) -> int:
     ap.add_argument("--clip", type=Path, default=None)
     ap.add_argument("--concurrency", default=None, help="default 8 (2 with --smoke)")
     ap.add_argument("--repeats", type=int, default=None, help="measured c=1 requests after the first (default 2, 1 smoke)")
-    ap.add_argument("--compile-mode", default="reduce-overhead")
+    ap.add_argument("--compile-mode", default="max-autotune")
     ap.add_argument("--weights-dir", type=Path, default=None)
     ap.add_argument("--port", type=int, default=8660)
     ap.add_argument("--baseline-child", type=Path, default=None, help=argparse.SUPPRESS)

@@ -323,3 +323,13 @@ def test_int8_quantizes_the_language_model_only_and_keeps_its_predictions(tiny_l
         a, b = exact._model(**inputs).logits[0, -1], int8._model(**inputs).logits[0, -1]
     assert torch.nn.functional.cosine_similarity(a, b, dim=0) > 0.999
     assert int8.generate(frames, "Describe.", True).generated_tokens > 0 and int8.model_in_use.endswith("(int8, cpu)")
+
+
+def test_int8_refuses_the_compile_modes_measured_ten_times_slower():
+    from analyzers.video_llava import VideoLlavaSettings
+
+    for mode in ("reduce-overhead", "default"):
+        with pytest.raises(ValueError, match="max-autotune"):
+            VideoLlavaSettings(precision="int8", compile_mode=mode)
+    assert VideoLlavaSettings(precision="int8", compile_mode="max-autotune").compile_mode == "max-autotune"
+    assert VideoLlavaSettings(precision="bf16", compile_mode="reduce-overhead").precision == "bf16"
