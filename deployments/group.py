@@ -48,13 +48,14 @@ class Slot:
 
 
 def place_thread(background: bool | None) -> None:
-    """Keep a request's critical path (see graph.AppConfig.critical_path) on a core of its own. The calling thread,
-    and the worker threads it starts later (onnxruntime, torch and CTranslate2 pools made in load() inherit both
-    settings), go either to the first core (critical analyzers) or to the other cores in Linux's SCHED_IDLE class,
-    which gives way to any normal thread (background analyzers). None: leave the thread as it is.
-    Measured on 2 cores (BENCHMARKS.md): SCHED_IDLE alone still left text_overlay ~80 % of its core - the kernel
-    places a waking thread on a core that runs only SCHED_IDLE work, where three background threads then share it -
-    and a niceness step is weak, as Ray starts every worker at niceness 15 already (15 -> 19 is only 2.4:1)."""
+    """Keep a request's critical path (see graph.AppConfig.critical_path) ahead of everything else. The calling
+    thread, and the worker threads it starts later (onnxruntime, torch and CTranslate2 pools made in load() inherit
+    both settings), either keep the first core (critical analyzers) or go into Linux's SCHED_IDLE class on every
+    core, which gives way to any normal thread (background analyzers). None: leave the thread as it is.
+    Measured on 2 cores (BENCHMARKS.md, "End to end, CPU"): pinned, the critical analyzer is not woken onto a core
+    full of background threads (−1 s); a niceness step is weak, as Ray starts every worker at niceness 15 already
+    (15 -> 19 is only 2.4:1). Background threads once also kept off the first core; since composition_analysis left
+    the chain, that left the first core idle after text_overlay while the second still had seconds of work."""
     if background is None:
         return
     tid = threading.get_native_id()
@@ -64,7 +65,6 @@ def place_thread(background: bool | None) -> None:
             return
         if background:
             os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-            os.sched_setaffinity(tid, cores[1:])
         else:
             os.sched_setaffinity(tid, cores[:1])
     except (OSError, AttributeError) as exc:  # not Linux: the analyzer still runs, unplaced
