@@ -93,6 +93,32 @@ def test_drawtext_overlays_have_the_right_times_boxes_and_safe_zones(rapid, tmp_
     assert result.safe_zone_violations == 1
 
 
+def test_reading_every_other_frame_first_keeps_every_event_and_its_times(rapid, tmp_path):
+    """Over moving footage (no frame is unchanged) with captions starting and ending on odd sampled frames: reading
+    only where the neighbours' readings differ gives exactly the events of reading every frame, with fewer OCR runs."""
+    clip = tmp_path / "moving.mp4"
+    draw = (f"drawtext=fontfile={FONT}:text='SALE 50 OFF':fontsize=44:fontcolor=white:box=1:boxcolor=black:"
+            f"x=(w-text_w)/2:y=200:enable='between(t,1.4,3.4)',"
+            f"drawtext=fontfile={FONT}:text='LINK IN BIO':fontsize=36:fontcolor=white:box=1:boxcolor=black:"
+            f"x=(w-text_w)/2:y=h-100:enable='between(t,2.4,5.4)'")
+    # testsrc2 moves every frame; its own timecode (top left) is cropped away, as text that changes every frame
+    # would rightly be read on every frame
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=360x720:r=25:d=7", "-vf", "crop=360:640:0:80," + draw, "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", str(clip))
+    media = decode(clip, {TEXT_FRAMES}, False)
+    every = TextOverlay({"fill_between_equal": False})
+    every._read = rapid._read
+    full, filled = every.analyze(media, {}), rapid.analyze(media, {})
+    assert full.frames_ocr_run == full.frames_analyzed == 14  # moving footage: the unchanged-frame reuse never fires
+    key = lambda r: sorted((e.text, e.start, e.end) for e in r.events)  # noqa: E731
+    assert key(filled) == key(full) and len(filled.events) >= 2, (filled.events, full.events)
+    by_text = {e.text.replace(" ", ""): e for e in filled.events}
+    # they start on odd sampled frames (3 and 5: the frames on screen at 1.5 and 2.5 s), found there, not a frame late
+    assert by_text["SALE50OFF"].start == pytest.approx(1.5, abs=0.05)
+    assert by_text["LINKINBIO"].start == pytest.approx(2.5, abs=0.05)
+    assert filled.frames_ocr_run < full.frames_ocr_run
+
+
 def test_caption_in_the_bottom_band_over_a_photo_lists_that_zone(rapid, shared_media, tmp_path):
     # white caption on a dark box in the bottom band from 1.0 to 2.5 s
     clip = tmp_path / "caption.mp4"
