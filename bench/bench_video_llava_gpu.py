@@ -162,6 +162,8 @@ def bench_precision(precision: str, args, ckpt: Path, device: str, rec: Recorder
     for cache, mode, count in variants:
         frames = test_frames()[np.linspace(0, 7, count).round().astype(int)]
         instruction = describe_instruction(count)
+        # model_copy does not validate: the bench can measure what the settings refuse in a deployment
+        # (int8 with reduce-overhead, the figure behind that refusal)
         analyzer.settings = analyzer.settings.model_copy(
             update={"cache_implementation": "static" if cache == "static" else None, "compile_mode": mode,
                     "decode_loop": "static_greedy" if cache == "static_greedy" else "generate"}
