@@ -2,7 +2,8 @@
 
 Why one sequential pass: decord's `get_batch` with sparse indices decodes again from the previous keyframe
 for every sample, so many seeks cost more than walking the stream once and keeping only the frames that
-some spec asks for. Each kept frame is scaled down right away, so memory grows with the sampling
+some spec asks for. Where cores are free, the walk is split at keyframes into parts walked at once (one seek
+each), with the same frames. Each kept frame is scaled down right away, so memory grows with the sampling
 (frames kept x their small size), never with a full-resolution copy of the video.
 """
 

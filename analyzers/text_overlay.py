@@ -20,7 +20,7 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from analyzers._safe_zones import MIN_ZONE_OVERLAP, Zone, zones_of
 from analyzers.base import Analyzer, AnalyzerUnavailable, FrameSpec, Needs
@@ -46,8 +46,17 @@ class TextEvent(BaseModel):
     zones: list[Zone] = Field(
         ..., description="TikTok interface zones holding at least min_zone_overlap of the box; portrait video only "
         "(TikTok letterboxes landscape video away from its interface).")
-    under_right_buttons: bool = Field(..., description="'right_buttons' is in zones.")
-    under_bottom_caption: bool = Field(..., description="'bottom_caption' is in zones.")
+
+    # Derived from `zones` (so they can never disagree with it); kept because clients read them.
+    @computed_field(description="'right_buttons' is in zones.")
+    @property
+    def under_right_buttons(self) -> bool:
+        return "right_buttons" in self.zones
+
+    @computed_field(description="'bottom_caption' is in zones.")
+    @property
+    def under_bottom_caption(self) -> bool:
+        return "bottom_caption" in self.zones
 
 
 class TextOverlayResult(BaseModel):
@@ -245,8 +254,7 @@ def merge_events(per_frame: list[list[Detection]], times: np.ndarray, interval: 
         zones = zones_of(box, min_zone_overlap) if portrait else []
         events.append(TextEvent(
             text=e["text"], start=round(e["start"], 3), end=round(end, 3),
-            box=box, confidence=round(e["confidence"], 4), frames=e["frames"], zones=zones,
-            under_right_buttons="right_buttons" in zones, under_bottom_caption="bottom_caption" in zones))
+            box=box, confidence=round(e["confidence"], 4), frames=e["frames"], zones=zones))
     return events
 
 
