@@ -42,6 +42,10 @@ class GroupConfig(BaseModel):
     num_replicas: int = Field(1, ge=1)
     max_ongoing_requests: int = Field(4, ge=1, description="Concurrent group calls per replica.")
     autoscaling_config: dict[str, Any] | None = Field(None, description="Serve autoscaling; replaces num_replicas.")
+    gil_switch_interval_ms: float | None = Field(
+        None, gt=0, le=100, description="The replica's Python thread switch interval (sys.setswitchinterval; unset: "
+        "Python's 5 ms). A thread that queues GPU work step by step (video_llava's decode loop) waits up to this long "
+        "for the GIL after every call that released it while another analyzer's thread computes in Python.")
     ray_actor_options: ActorOptions = Field(default_factory=ActorOptions)
 
 
@@ -184,6 +188,7 @@ def build_app(args: dict[str, Any]) -> Application:
             {a: config.analyzers.get(a, {}) for a in hosted},
             {a: config.timeouts[a] for a in hosted if a in config.timeouts},
             None if config.critical_path is None else [a for a in hosted if config.runs_in_background(a)],
+            None if group.gil_switch_interval_ms is None else group.gil_switch_interval_ms / 1000,
         )
     infos = analyzer_infos(config)
     settings = IngressSettings(

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -89,8 +90,10 @@ def load_slot(name: str, settings: dict[str, Any] | None, device: str, backgroun
 
 class AnalyzerGroup:
     def __init__(self, group: str, analyzers: list[str], settings: dict[str, dict[str, Any]], timeouts: dict[str, float],
-                 background: list[str] | None = None):
+                 background: list[str] | None = None, switch_interval_s: float | None = None):
         self.group = group
+        if switch_interval_s is not None:  # before any analyzer thread starts (graph.GroupConfig says why)
+            sys.setswitchinterval(switch_interval_s)
         self.device = pick_device()
         self.timeouts = timeouts
         # background None: no critical path configured, threads stay where the OS puts them

@@ -53,6 +53,7 @@ def test_cpu_profile_fits_two_cores():
         (lambda a: a["groups"][0]["ray_actor_options"].update(num_gpus=-1), "num_gpus"),
         (lambda a: a["groups"].append(copy.deepcopy(a["groups"][0])), "unique"),
         (lambda a: a.update(critical_path=["text_overlay", "mind_reading"]), "critical_path names unknown analyzers: mind_reading"),
+        (lambda a: a["groups"][0].update(gil_switch_interval_ms=0), "gil_switch_interval_ms"),
     ],
 )
 def test_bad_configs_are_rejected_with_the_reason(mutate, message):

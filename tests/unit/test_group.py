@@ -97,3 +97,15 @@ def test_critical_analyzers_keep_the_first_core_and_background_ones_yield_every_
     plain = AnalyzerGroup("g", ["cut_analysis"], {}, {})
     assert plain.slots["cut_analysis"].thread.submit(placement).result() == (os.SCHED_OTHER, cores)
     assert placement() == (os.SCHED_OTHER, cores)
+
+
+def test_a_group_sets_its_replicas_thread_switch_interval():
+    """graph.GroupConfig.gil_switch_interval_ms reaches the replica process before its analyzers' threads start."""
+    import sys
+
+    before = sys.getswitchinterval()
+    try:
+        AnalyzerGroup("g", ["color_analysis"], {}, {}, switch_interval_s=0.0005)
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+    finally:
+        sys.setswitchinterval(before)
