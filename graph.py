@@ -16,6 +16,7 @@ from ray import serve
 from ray.serve import Application
 
 from analyzers.base import Needs
+from analyzers.media import Decoder
 from analyzers.registry import ANALYZER_NAMES, ENTRIES, analyzer_class, is_implemented
 from deployments.group import AnalyzerGroup
 from deployments.ingress import Ingress, IngressSettings
@@ -63,6 +64,8 @@ class IngressConfig(BaseModel):
                                 "1 on a 2-core machine; more where the ingress has cores to spare (GPU hosts).")
     decode_segments: int = Field(1, ge=1, le=64, description="Parts of the stream, split at keyframes, decoded at once "
                                  "(each with decode_threads threads): identical frames, shorter wall time where cores are free.")
+    decoder: Decoder = Field("cpu", description="Where frames are decoded: cpu (decord/FFmpeg, any machine) or nvdec "
+                             "(the GPU's video decoders, decode_segments at once; needs ray_actor_options.num_gpus > 0).")
     group_timeout_seconds: float = Field(600, gt=0)
     num_replicas: int = Field(1, ge=1)
     max_ongoing_requests: int = Field(16, ge=1)
@@ -74,6 +77,13 @@ class IngressConfig(BaseModel):
                                               "(password from PGPASSWORD or ~/.pgpass). Unset: SQLite in data_dir.")
     retention: Retention = Field(default_factory=Retention, description="Max age / total size of stored reports.")
     ray_actor_options: ActorOptions = Field(default_factory=ActorOptions)
+
+    @model_validator(mode="after")
+    def _decoder_has_a_gpu(self) -> IngressConfig:
+        # Ray shows a replica only the GPUs it asked for: without a share, nvdec would find no device at start.
+        if self.decoder == "nvdec" and self.ray_actor_options.num_gpus <= 0:
+            raise ValueError("ingress.decoder nvdec needs a GPU share: set ingress.ray_actor_options.num_gpus (e.g. 0.05)")
+        return self
 
 
 class AppConfig(BaseModel):
@@ -149,7 +159,9 @@ def config_digest(config: AppConfig) -> str:
 
     # Replica counts and CPU shares do not change results; the GPU share can (another device, other numerics).
     placement = {g.name: [sorted(g.analyzers), g.ray_actor_options.num_gpus > 0] for g in config.groups}
-    shape = {"analyzers": config.analyzers, "placement": placement, "timeouts": config.timeouts}
+    # The decoder too: NVDEC's frames differ from FFmpeg's by a few levels, so results may.
+    shape = {"analyzers": config.analyzers, "placement": placement, "timeouts": config.timeouts,
+             "decoder": config.ingress.decoder}
     digest = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode())
     for path in sorted((REPO / "analyzers").glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -201,6 +213,7 @@ def build_app(args: dict[str, Any]) -> Application:
         max_frame_bytes=int(ing.max_frame_mb * 1024 * 1024),
         decode_threads=ing.decode_threads,
         decode_segments=ing.decode_segments,
+        decoder=ing.decoder,
         group_timeout_seconds=ing.group_timeout_seconds,
         api_token=_token_from_env(ing.api_token_env),
         store_url=ing.store_url,

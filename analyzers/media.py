@@ -16,6 +16,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -170,8 +171,11 @@ def sample_indices(timestamps: np.ndarray, spec: FrameSpec, duration: float) -> 
     return np.unique(np.clip(idx, 0, n - 1))
 
 
+Decoder = Literal["cpu", "nvdec"]
+
+
 def decode(path: str | Path, specs: set[FrameSpec], want_audio: bool, metadata: VideoMetadata | None = None,
-           max_frame_bytes: int | None = None, threads: int = 1, segments: int = 1) -> MediaBundle:
+           max_frame_bytes: int | None = None, threads: int = 1, segments: int = 1, decoder: Decoder = "cpu") -> MediaBundle:
     """Decode `path` once: frames for every spec in `specs`, and audio when `want_audio` and the file has it.
 
     `max_frame_bytes` bounds the memory of all kept frames together: when the declared rates would exceed it
@@ -180,11 +184,13 @@ def decode(path: str | Path, specs: set[FrameSpec], want_audio: bool, metadata: 
     keyframes into that many parts decoded at once, each by its own reader on its own thread (decord's calls
     release the GIL, and so do the resizes): the frames are identical, the wall time shorter where cores are
     free. 1 thread and 1 segment suit a 2-core machine where analyzers need the other core; a 1080x1920 clip
-    on a 16-core GPU host decodes several times faster with more."""
+    on a 16-core GPU host decodes several times faster with more. `decoder="nvdec"` walks the same frames on the
+    GPU's video decoders instead (analyzers/_nvdec.py; `segments` decoders at once, `threads` unused); the audio
+    is always decoded on the CPU."""
     metadata = metadata or probe(path)
     bundle = MediaBundle(metadata=metadata)
     if specs:
-        bundle.frame_sets = _decode_frames(str(path), specs, metadata, max_frame_bytes, threads, segments)
+        bundle.frame_sets = _decode_frames(str(path), specs, metadata, max_frame_bytes, threads, segments, decoder)
     if want_audio and metadata.has_audio:
         bundle.audio = _decode_audio(path, metadata.audio_offset)
     return bundle
@@ -200,8 +206,8 @@ def _open_video(path: str, threads: int):
 
 
 def _decode_frames(path: str, specs: set[FrameSpec], metadata: VideoMetadata, max_frame_bytes: int | None = None,
-                   threads: int = 1, segments: int = 1) -> dict[FrameSpec, FrameSet]:
-    reader = _open_video(path, threads)
+                   threads: int = 1, segments: int = 1, decoder: Decoder = "cpu") -> dict[FrameSpec, FrameSet]:
+    reader = _open_video(path, threads)  # on either decoder, decord's index gives the timestamps and keyframes
     n = len(reader)
     if n == 0:
         raise MediaError("the video stream has no frames")
@@ -223,6 +229,9 @@ def _decode_frames(path: str, specs: set[FrameSpec], metadata: VideoMetadata, ma
         for row, i in enumerate(indices.tolist()):
             rows_by_index.setdefault(i, []).append((spec, row))
     order = sorted(rows_by_index)
+    if decoder == "nvdec":
+        return _frame_sets(_decode_frames_nvdec(path, order, rows_by_index, wanted, reader, n, metadata, segments),
+                           wanted, timestamps, stride)
 
     # The first kept frame decides the rotation (some decord builds rotate already, some don't) and the shape of
     # every spec's array. Arrays are filled in place: no list-then-stack copy, so the peak is the kept frames once.
@@ -258,7 +267,25 @@ def _decode_frames(path: str, specs: set[FrameSpec], metadata: VideoMetadata, ma
             jobs += [pool.submit(walk_from_keyframe, start, indices) for start, indices in parts[1:]]
             for job in jobs:
                 job.result()  # re-raises a part's MediaError
+    return _frame_sets(kept, wanted, timestamps, stride)
 
+
+def _decode_frames_nvdec(path: str, order: list[int], rows_by_index: dict, wanted: dict[FrameSpec, np.ndarray],
+                         reader, frame_count: int, metadata: VideoMetadata, segments: int) -> dict[FrameSpec, np.ndarray]:
+    """The frames of `order` from NVDEC, upright at the display size the probe read, which every spec's shape
+    follows from."""
+    from analyzers import _nvdec
+
+    upright_shape = (metadata.height, metadata.width)
+    kept = {spec: np.empty((len(indices), *_scaled_shape(upright_shape, spec.max_side), 3), dtype=np.uint8)
+            for spec, indices in wanted.items()}
+    parts = keyframe_parts(order, reader.get_key_indices() if segments > 1 else [], frame_count, segments)
+    _nvdec.decode_into(path, parts, rows_by_index, kept, upright_shape, metadata.rotation, MediaError)
+    return kept
+
+
+def _frame_sets(kept: dict[FrameSpec, np.ndarray], wanted: dict[FrameSpec, np.ndarray], timestamps: np.ndarray,
+                stride: int) -> dict[FrameSpec, FrameSet]:
     return {
         spec: FrameSet(
             spec=spec,
@@ -267,7 +294,7 @@ def _decode_frames(path: str, specs: set[FrameSpec], metadata: VideoMetadata, ma
             indices=wanted[spec].astype(np.int64),
             stride=stride if spec.count is None else 1,
         )
-        for spec in specs
+        for spec in wanted
     }
 
 

