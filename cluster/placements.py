@@ -4,12 +4,13 @@
 
 Ray hands out GPUs by the fractions each replica asks for: a replica fits on a card while that card's fractions
 sum to at most 1, so the fractions below decide which groups share a card. serve_config.yaml's own fractions
-(0.4 / 0.3 / 0.15 / 0.15) put every group on one card ("one_gpu").
+(0.4 / 0.3 / 0.15 / 0.1, and the ingress's 0.05 for NVDEC decoding) put every group on one card ("one_gpu").
+Every placement leaves room for that 0.05 on one card.
 
 - two_gpu_heavy_alone: stage1 (Video-LLaVA and the YOLO models) asks for a whole card, so it is alone on one;
-  the three other GPU groups (0.4 + 0.3 + 0.3) share the second. Lowest latency for one request: nothing else
+  the three other GPU groups (0.4 + 0.3 + 0.25) and the ingress share the second. Lowest latency for one request: nothing else
   competes with the 7B decode for the card's memory bandwidth.
-- one_gpu_heavy_twice: two stage1 replicas on the one card (0.45 each; the other groups' models are OpenCV/numpy
+- one_gpu_heavy_twice: two stage1 replicas on the one card (0.43 each; the other groups' models are OpenCV/numpy
   or small, so they keep a sliver): two processes, so two interpreters' worth of CPU-side model work (YOLO pre- and
   post-processing, visual_effects) instead of one, and two copies of the 7B model (~15 GB each with int8).
 - two_gpu_heavy_twice: two stage1 replicas at 0.6 each, which cannot share a card, so one per card; the other
@@ -35,9 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 PLACEMENTS: dict[str, dict[str, Any]] = {
     "one_gpu": {"gpus": 1, "groups": {}},
     "one_gpu_heavy_twice": {"gpus": 1, "groups": {
-        "stage1_gpu_heavy": (2, 0.45), "stage2_gpu_medium": (1, 0.04), "stage3_gpu_light": (1, 0.03), "stage4_gpu_fast": (1, 0.03)}},
+        "stage1_gpu_heavy": (2, 0.43), "stage2_gpu_medium": (1, 0.04), "stage3_gpu_light": (1, 0.03), "stage4_gpu_fast": (1, 0.02)}},
     "two_gpu_heavy_alone": {"gpus": 2, "groups": {
-        "stage1_gpu_heavy": (1, 1.0), "stage2_gpu_medium": (1, 0.4), "stage3_gpu_light": (1, 0.3), "stage4_gpu_fast": (1, 0.3)}},
+        "stage1_gpu_heavy": (1, 1.0), "stage2_gpu_medium": (1, 0.4), "stage3_gpu_light": (1, 0.3), "stage4_gpu_fast": (1, 0.25)}},
     "two_gpu_heavy_twice": {"gpus": 2, "groups": {
         "stage1_gpu_heavy": (2, 0.6), "stage2_gpu_medium": (1, 0.2), "stage3_gpu_light": (1, 0.1), "stage4_gpu_fast": (1, 0.1)}},
 }
