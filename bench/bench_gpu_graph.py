@@ -81,13 +81,16 @@ def production_config(ckpt: Path, clip: Path, data_dir: Path, port: int, smoke: 
         settings["video_llava"].update(precision="fp32", cache_implementation=None, compile_mode=None, warmup=False,
                                        max_new_tokens=8)
         args["ingress"].update(decode_threads=1, decode_segments=1)
-    for item in overrides:  # --set ingress.decode_segments=4, analyzers.video_llava.max_new_tokens=150
+    for item in overrides:  # --set ingress.decode_segments=4, groups.stage1_gpu_heavy.gil_switch_interval_ms=0.5
         dotted, _, value = item.partition("=")
         *parents, key = dotted.split(".")
         node = args
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[key] = yaml.safe_load(value)
+        for part in parents:  # a list of named items (groups) is entered by name
+            node = next(g for g in node if g["name"] == part) if isinstance(node, list) else node.setdefault(part, {})
+        if value.strip().lower() in ("~", "null"):
+            node.pop(key, None)  # back to the setting's default
+        else:
+            node[key] = yaml.safe_load(value)
     return config
 
 
@@ -185,6 +188,11 @@ def replica_gpu_memory() -> dict:
 # --------------------------------------------------------------------------- baseline (child process)
 
 def sequential_baseline(config: dict, clip: Path, repeats: int) -> dict:
+    if config["applications"][0]["args"]["ingress"].get("decoder") == "nvdec":  # first: see analyzers/_nvdec.py
+        from analyzers._nvdec import unavailable_reason
+
+        if reason := unavailable_reason():
+            raise RuntimeError(f"the baseline decodes with NVDEC as the ingress does, but: {reason}")
     import torch
 
     from analyzers.media import decode, probe
@@ -219,7 +227,8 @@ def sequential_baseline(config: dict, clip: Path, repeats: int) -> dict:
         plan = make_plan(list(loaded), infos, meta.has_audio)
         specs = {infos[n].needs.frames for n in plan.to_run if infos[n].needs.frames}
         bundle = decode(clip, specs, any(infos[n].needs.audio for n in plan.to_run), meta,
-                        threads=app.ingress.decode_threads, segments=app.ingress.decode_segments)  # as the ingress decodes
+                        threads=app.ingress.decode_threads, segments=app.ingress.decode_segments,
+                        decoder=app.ingress.decoder)  # as the ingress decodes
         decode_s = time.perf_counter() - started
         results, per, failed = {}, {}, {}
         for name in plan.to_run:

@@ -1,11 +1,10 @@
-# Source this on the GPU machine (from the repo root) before bench/bench_gpu_graph.py: installs what it lacks
-# from the carried folder .gpu-carry/ (see ../shared/gpu/README.md; git ignores the folder) into /tmp/site,
-# once per machine, and puts it on PYTHONPATH. Also keeps NVLink multicast off, as the multi-GPU machines ask.
+# Source this on the GPU machine (from the repo root) before bench/bench_gpu_graph.py: unpacks what it lacks from
+# the carried folder .gpu-carry/ (built here by bench/make_gpu_carry.sh; git ignores it) into /tmp/site, once per
+# machine, and puts it on PYTHONPATH. Also keeps NVLink multicast off, as the multi-GPU machines ask.
 #   source bench/gpu_setup.sh
 if [ ! -f /tmp/site/.reelscope-ready ]; then
   mkdir -p /tmp/site
-  tar -C /tmp/site -xJf .gpu-carry/ray/ray.tar.xz
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu-carry/ray/whl/*.whl .gpu-carry/graph/whl/*.whl
+  for packed in .gpu-carry/ray/ray.tar.xz .gpu-carry/*.tar.xz; do tar -C /tmp/site -xJf "$packed"; done
   touch /tmp/site/.reelscope-ready
 fi
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} RAY_USAGE_STATS_ENABLED=0
