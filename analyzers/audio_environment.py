@@ -77,7 +77,8 @@ class AudioEnvironmentResult(BaseModel):
     indoor_score: float
     outdoor_score: float
     setting: Literal["indoor", "outdoor", "unknown"]
-    setting_cues: list[SettingCue]
+    setting_cues: list[SettingCue] = Field(
+        ..., description="Cues of at least min_cue_score, strongest first, and always the one that decided the setting.")
     noise_floor_dbfs: float | None = Field(..., description="Low percentile of 50 ms frame RMS, dB re full-scale RMS.")
     reverb_t60_seconds: float | None = Field(..., description="Blind decay-based T60 estimate; null when too few decays.")
     reverb_decays_used: int
@@ -201,16 +202,22 @@ class AudioEnvironment(Analyzer):
                 if i != 494:
                     top_tags.append(Tag(label=labels[i], mean_score=round(float(means[i]), 4),
                                         max_score=round(float(maxes[i]), 4), time_share=round(float(shares[i]), 3)))
-        cues = [SettingCue(cue=cue, score=round(mean_of(idx), 4), suggests=side) for cue, (side, idx) in SETTING_CUES.items()]
-        cues = sorted((c for c in cues if c.score >= s.min_cue_score), key=lambda c: -c.score)
+        all_cues = sorted((SettingCue(cue=cue, score=round(mean_of(idx), 4), suggests=side)
+                           for cue, (side, idx) in SETTING_CUES.items()), key=lambda c: -c.score)
         # White noise also scores as waterfall or rain: a cue no stronger than plain noise is not evidence of a place.
-        credible = [c for c in cues if c.score > 1.5 * mean_of(BROADBAND_NOISE_CLASSES)]
-        # the scene classes are direct evidence; source cues count half, because a car can be heard from a kitchen
-        indoor = mean_of(INDOOR_CLASSES) + 0.5 * max([c.score for c in credible if c.suggests == "indoor"], default=0.0)
-        outdoor = mean_of(OUTDOOR_CLASSES) + 0.5 * max([c.score for c in credible if c.suggests == "outdoor"], default=0.0)
+        credible = [c for c in all_cues if c.score > 1.5 * mean_of(BROADBAND_NOISE_CLASSES)]
+        # The scene classes are direct evidence; source cues count half, because a car can be heard from a kitchen.
+        # Every credible cue counts, not only those shown (min_cue_score): a display cut inside the sum made the
+        # setting jump with a few milliseconds of alignment (the kitchen clip's cue is 0.03-0.10 over 0-160 ms).
+        best = {side: max((c for c in credible if c.suggests == side), key=lambda c: c.score, default=None)
+                for side in ("indoor", "outdoor")}
+        indoor = mean_of(INDOOR_CLASSES) + 0.5 * (best["indoor"].score if best["indoor"] else 0.0)
+        outdoor = mean_of(OUTDOOR_CLASSES) + 0.5 * (best["outdoor"].score if best["outdoor"] else 0.0)
         setting = "unknown"
         if max(indoor, outdoor) >= 0.08 and max(indoor, outdoor) >= 1.5 * min(indoor, outdoor):
             setting = "indoor" if indoor > outdoor else "outdoor"
+        deciding = best.get(setting)  # shown even below min_cue_score: the reason for the setting
+        cues = [c for c in all_cues if c.score >= s.min_cue_score or c is deciding]
         t60, decays = reverb_t60(samples, rate)
         return AudioEnvironmentResult(
             speech_share=round(counts["speech"], 3),
