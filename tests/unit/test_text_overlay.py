@@ -110,8 +110,13 @@ def test_reading_every_other_frame_first_keeps_every_event_and_its_times(rapid, 
     every._read = rapid._read
     full, filled = every.analyze(media, {}), rapid.analyze(media, {})
     assert full.frames_ocr_run == full.frames_analyzed == 14  # moving footage: the unchanged-frame reuse never fires
-    key = lambda r: sorted((e.text, e.start, e.end) for e in r.events)  # noqa: E731
-    assert key(filled) == key(full) and len(filled.events) >= 2, (filled.events, full.events)
+    key = lambda events: sorted((e.text, e.start, e.end) for e in events)  # noqa: E731
+    # A reading on a single frame between two frames that read alike is what filling skips by design (BENCHMARKS.md):
+    # in a fresh environment on 2026-12-04 (FFmpeg 5.1.9, onnxruntime 1.24-1.32 alike) reading every frame also found
+    # '1.3' in testsrc2's moving pattern on one frame, which no caption drew. Every caption seen on two frames or more
+    # must come out the same, times included.
+    seen_twice = [e for e in full.events if e.frames > 1]
+    assert key(filled.events) == key(seen_twice) and len(filled.events) == 2, (filled.events, full.events)
     by_text = {e.text.replace(" ", ""): e for e in filled.events}
     # they start on odd sampled frames (3 and 5: the frames on screen at 1.5 and 2.5 s), found there, not a frame late
     assert by_text["SALE50OFF"].start == pytest.approx(1.5, abs=0.05)
