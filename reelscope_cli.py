@@ -31,6 +31,8 @@ def serve_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.port:
         config.setdefault("http_options", {})["port"] = args.port
+    if args.decoder:
+        config = with_decoder(config, args.decoder)
     started = time.perf_counter()
     # Logical GPUs let the production group shapes (fractional num_gpus) schedule on a CPU-only machine.
     start_local_ray(num_cpus=args.num_cpus, num_gpus=args.logical_gpus, env_vars=config_env_vars(config))
@@ -53,6 +55,14 @@ def serve_command(args: argparse.Namespace) -> int:
     serve.shutdown()
     ray.shutdown()  # our own cluster, by its own handle
     return 0
+
+
+def with_decoder(config: dict, decoder: str) -> dict:
+    """The config with every application's ingress decoding on `decoder`: the production profile decodes on NVDEC,
+    which a CPU machine running its shape on logical GPUs does not have (the ingress would refuse to start)."""
+    for app in config.get("applications", []):
+        app.setdefault("args", {}).setdefault("ingress", {})["decoder"] = decoder
+    return config
 
 
 def analyze_command(args: argparse.Namespace) -> int:
@@ -258,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--num-cpus", type=float, default=None, help="CPUs Ray may use (default: all)")
     serve.add_argument("--logical-gpus", type=float, default=0, help="logical GPUs to declare (for GPU-shaped configs on CPU)")
+    serve.add_argument("--decoder", choices=["cpu", "nvdec"], default=None,
+                       help="override ingress.decoder (cpu: run serve_config.yaml's shape on a machine without NVDEC)")
     serve.add_argument("--ready-file", help="write the port here once the service answers")
     serve.set_defaults(func=serve_command)
     analyze = sub.add_parser("analyze", help="analyze videos with progress bars and print a summary")

@@ -68,3 +68,16 @@ def test_unreachable_server_is_exit_code_2(tmp_path, capsys):
 def test_server_and_local_exclude_each_other():
     with pytest.raises(SystemExit):
         reelscope_cli.main(["analyze", "x.mp4", "--server", "http://127.0.0.1:1", "--local"])
+
+
+def test_serve_can_run_the_production_shape_with_the_cpu_decoder():
+    """serve_config.yaml decodes on NVDEC; `reelscope serve --decoder cpu` makes it deployable where there is none."""
+    import yaml
+
+    from graph import AppConfig
+    from reelscope_cli import REPO, with_decoder
+
+    config = yaml.safe_load((REPO / "serve_config.yaml").read_text())
+    assert config["applications"][0]["args"]["ingress"]["decoder"] == "nvdec"
+    args = with_decoder(config, "cpu")["applications"][0]["args"]
+    assert AppConfig.model_validate(args).ingress.decoder == "cpu"
