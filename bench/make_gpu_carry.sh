@@ -6,6 +6,7 @@
 #                    together (29 MB as wheels, 21 MB so), installed by unpacking into /tmp/site
 #   nvdec.tar.xz     PyNvVideoCodec 2.2.4 without its samples, bundled FFmpeg source and CUDA 12.1 module (26 -> 5.4 MB)
 #   graph/social_30s_1080x1920.mp4   the benchmark clip (bench/clips.py, re-encoded at crf 32: 3.6 MB)
+#   test-clips/      the clips of tests/gpu/test_nvdec.py (no ffmpeg there): REELSCOPE_GPU_CLIPS=$PWD/.gpu-carry/test-clips
 set -euo pipefail
 cd "$(dirname "$0")/.."
 carry=.gpu-carry
@@ -33,4 +34,5 @@ if [ ! -f $clip ]; then
   mkdir -p $carry/graph
   ffmpeg -v error -y -i "$tmp/clip.mp4" -c:v libx264 -preset veryfast -crf 32 -g 60 -c:a copy $clip
 fi
+[ -d $carry/test-clips ] || .venv/bin/python -m tests.gpu.test_nvdec $carry/test-clips
 du -sh $carry
