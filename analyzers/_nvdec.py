@@ -20,8 +20,6 @@ import importlib.util
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-
 # Frames per decoder call: a batch of full-size frames is converted to float once for resizing
 # (16 x 1080x1920x3 x 4 bytes = 0.4 GB of GPU memory per part decoded at once, plus the smaller copies).
 BATCH = 16
@@ -138,11 +136,11 @@ def _store(batch: list[int], rgb, rows_by_index: dict, kept: dict) -> None:
 
 def _integer_reduced(frames, max_side: int):
     """media._integer_reduced on the GPU: a box reduction by the largest whole factor keeping the longer side."""
+    from analyzers.media import whole_reduction_factor
+
     h, w = frames.shape[2:]
-    factor = max(h, w) // max_side
-    if factor < 2 or h % factor or w % factor:
-        return frames
-    return _area_resize(frames, (h // factor, w // factor))
+    factor = whole_reduction_factor(h, w, max_side)
+    return frames if factor == 1 else _area_resize(frames, (h // factor, w // factor))
 
 
 def _area_resize(frames, shape: tuple[int, int]):
@@ -166,7 +164,3 @@ def _area_weights(size_in: int, size_out: int, device):
     overlap = (torch.minimum(starts[:, None] + scale, left[None, :] + 1) - torch.maximum(starts[:, None], left[None, :]))
     return (overlap.clamp_(min=0) / scale).to(device=device, dtype=torch.float32)
 
-
-def mean_abs_difference(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute difference of two uint8 frame arrays, in levels (0-255)."""
-    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())

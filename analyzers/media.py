@@ -392,10 +392,17 @@ def _integer_reduced(frame: np.ndarray, max_side: int) -> np.ndarray:
     divides both sides: OpenCV's area resize by a whole factor is a fast box filter (0.15 ms vs 1.7 ms for
     720x1280 -> 480 px directly), and the last, small step from there is cheap."""
     h, w = frame.shape[:2]
-    factor = max(h, w) // max_side
-    if factor < 2 or h % factor or w % factor:
+    factor = whole_reduction_factor(h, w, max_side)
+    if factor == 1:
         return frame
     return cv2.resize(frame, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+
+
+def whole_reduction_factor(height: int, width: int, max_side: int) -> int:
+    """The largest whole factor that keeps the longer side >= max_side and divides both sides (1: none). Shared with
+    the GPU decoder's resizes (analyzers/_nvdec.py), so both make each size through the same intermediate."""
+    factor = max(height, width) // max_side
+    return 1 if factor < 2 or height % factor or width % factor else factor
 
 
 def _rgb_rows(frame: np.ndarray) -> np.ndarray:

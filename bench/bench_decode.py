@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analyzers._nvdec import mean_abs_difference, unavailable_reason as nvdec_unavailable_reason  # noqa: E402
+from analyzers._nvdec import unavailable_reason as nvdec_unavailable_reason  # noqa: E402
 from analyzers.media import decode, probe  # noqa: E402
 from analyzers.registry import ANALYZER_NAMES, analyzer_class, is_implemented  # noqa: E402
 
@@ -42,6 +42,11 @@ def all_frame_specs() -> set:
         if frames is not None:
             specs.add(frames)
     return specs
+
+
+def mean_abs_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two uint8 frame arrays, in levels (0-255)."""
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
 
 
 def parse_cell(cell: str) -> tuple[str, int, int]:
