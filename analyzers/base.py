@@ -87,6 +87,13 @@ class Analyzer(ABC):
         """A short description of the model this instance runs (None for pure signal processing)."""
         return None
 
+    @property
+    def concurrent_calls(self) -> int:
+        """How many `analyze`/`ask` calls of this instance may run at once. 1 (the rule): models are not
+        thread-safe. More only for an analyzer that runs its model on a thread of its own and batches the calls
+        (video_llava's decoder)."""
+        return 1
+
     @abstractmethod
     def analyze(self, media: MediaBundle, upstream: Mapping[str, BaseModel]) -> BaseModel:
         """Return an instance of `self.Result`."""

@@ -85,6 +85,12 @@ class VideoLlavaSettings(BaseModel):
         description="generate: transformers' generate(). static_greedy: our greedy loop over one static KV cache with a "
         "compiled one-token step and no host sync per token (analyzers/_static_decode.py); needs temperature 0.",
     )
+    batch_rows: int = Field(
+        1, ge=1, le=64,
+        description="static_greedy: how many generations of this replica decode together, sharing each step's read of "
+        "the weights (requests join and leave the running batch between steps; the group then runs this many calls "
+        "at once). Each row holds a cache of the longest prompt + question_tokens + max_new_tokens.",
+    )
     question_tokens: int = Field(
         512, ge=0, description="static_greedy: cache room for an /ask question beyond the description prompt's length."
     )
@@ -108,6 +114,15 @@ class VideoLlavaSettings(BaseModel):
     def _greedy_loop_is_greedy(self):
         if self.decode_loop == "static_greedy" and self.temperature > 0:
             raise ValueError("decode_loop static_greedy decodes greedily: set temperature 0 or decode_loop generate")
+        if self.batch_rows > 1 and self.decode_loop != "static_greedy":
+            raise ValueError("batch_rows > 1 needs decode_loop static_greedy (generate() decodes one request at a time)")
+        if self.batch_rows > 1 and self.attn_implementation not in ("sdpa", "eager"):
+            raise ValueError("batch_rows > 1 masks each row's cache with its own attention mask: attn_implementation "
+                             "must be sdpa or eager")
+        if self.batch_rows > 1 and self.precision == "int8":
+            # Measured on an H200 (BENCHMARKS.md, 2026-12-04): with 2-8 rows the int8 step took ~133 ms (150 tokens
+            # in 20 s) against ~5 ms in bf16; inductor fuses the dequantization only into the one-row kernel.
+            raise ValueError("batch_rows > 1 with precision int8 decodes ~25x slower than bf16 (measured); use bf16")
         if self.precision == "int8" and self.compile_mode in SLOW_INT8_COMPILE_MODES:
             # Measured on an H100 (BENCHMARKS.md, 2026-11-25): 150 tokens in 7.74 s with reduce-overhead vs 0.74 s
             # with max-autotune; only the autotuned kernels fuse the dequantization into the matrix-vector product.
@@ -178,13 +193,18 @@ class VideoLlava(Analyzer):
         self._model = None
         self._processor = None
         self._compute_dtype = None
-        self._lock = threading.Lock()  # one generate at a time per replica: the model and its static cache are shared
-        self._decoder = None  # StaticGreedyDecoder when decode_loop is static_greedy
+        self._lock = threading.Lock()  # one generate() at a time per replica when there is no decoder thread
+        self._decoder = None  # StaticGreedyDecoder when decode_loop is static_greedy: it owns the model's thread
         self._fallback_reasons: set[str] = set()
 
     @property
     def model_in_use(self) -> str | None:
         return f"{self.settings.model} ({self.settings.precision}, {self.device})" if self._model is not None else None
+
+    @property
+    def concurrent_calls(self) -> int:
+        """The decoder batches up to batch_rows generations, so the group may run that many calls at once."""
+        return self.settings.batch_rows if self.settings.decode_loop == "static_greedy" else 1
 
     @property
     def processor(self):
@@ -237,14 +257,26 @@ class VideoLlava(Analyzer):
                 torch.cuda.empty_cache()  # the bf16 weights just replaced
         self.prepare_decoding()
         if s.warmup:
-            dummy = np.full((LLAVA_FRAMES.count, 336, 336, 3), 128, dtype=np.uint8)
-            self.generate(dummy, describe_instruction(len(dummy)), True, stop_after=s.warmup_tokens)
+            self.warm_up()
+
+    def warm_up(self) -> None:
+        """Generate on a dummy video, so no request pays for compiling: once alone (a lone request's step) and,
+        with batch rows, twice at once (the all-rows step)."""
+        dummy = np.full((LLAVA_FRAMES.count, 336, 336, 3), 128, dtype=np.uint8)
+        instruction, tokens = describe_instruction(len(dummy)), self.settings.warmup_tokens
+        self.generate(dummy, instruction, True, stop_after=tokens)
+        if self._decoder is not None and self._decoder.rows > 1:
+            inputs = self.encode(dummy, instruction, True)
+            for future in self._decoder.submit_together([inputs, inputs], tokens, tokens):
+                future.result()
 
     def prepare_decoding(self) -> None:
         """Build the static greedy decoder when the settings ask for it (load() calls this; a benchmark that
         changes decode_loop or compile_mode on a loaded model calls it again)."""
         s = self.settings
-        self._decoder = None
+        if self._decoder is not None:
+            self._decoder.close()
+            self._decoder = None
         if s.decode_loop != "static_greedy":
             return
         from analyzers._static_decode import StaticGreedyDecoder
@@ -255,7 +287,8 @@ class VideoLlava(Analyzer):
                                     videos=[self.prepare_frames(dummy)], return_tensors="pt")
         longest = int(described["input_ids"].shape[1]) + s.question_tokens + s.max_new_tokens
         self._decoder = StaticGreedyDecoder(self._model, max_cache_len=-(-longest // 64) * 64,
-                                            compile_mode=s.compile_mode if self.device.startswith("cuda") else None)
+                                            compile_mode=s.compile_mode if self.device.startswith("cuda") else None,
+                                            rows=s.batch_rows)
 
     def build_prompt(self, instruction: str, with_video: bool) -> str:
         content = ([{"type": "video"}] if with_video else []) + [{"type": "text", "text": instruction}]
@@ -266,6 +299,17 @@ class VideoLlava(Analyzer):
     def prepare_frames(self, frames: np.ndarray) -> np.ndarray:
         return pad_to_square(frames) if self.settings.frame_fit == "pad" else frames
 
+    def encode(self, frames: np.ndarray, instruction: str, with_video: bool):
+        """The model's inputs for one prompt, on its device."""
+        inputs = self._processor(
+            text=self.build_prompt(instruction, with_video),
+            videos=[self.prepare_frames(frames)] if with_video else None,
+            return_tensors="pt",
+        ).to(self.device)
+        if "pixel_values_videos" in inputs:
+            inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self._compute_dtype)
+        return inputs
+
     def generate(self, frames: np.ndarray, instruction: str, with_video: bool, stop_after: int | None = None) -> Generation:
         """One generation; `stop_after` ends it early without changing the cache size (used by warm-up)."""
         import torch
@@ -274,21 +318,14 @@ class VideoLlava(Analyzer):
             raise AnalyzerUnavailable("video_llava model is not loaded")
         s = self.settings
         started = time.perf_counter()
-        inputs = self._processor(
-            text=self.build_prompt(instruction, with_video),
-            videos=[self.prepare_frames(frames)] if with_video else None,
-            return_tensors="pt",
-        ).to(self.device)
-        if "pixel_values_videos" in inputs:
-            inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self._compute_dtype)
+        inputs = self.encode(frames, instruction, with_video)
         prompt_tokens = int(inputs["input_ids"].shape[1])
         max_new = stop_after or s.max_new_tokens
         if self._decoder is not None:
             reason = self._decoder.unsupported_reason(prompt_tokens, max_new)
             if reason is None:
                 prepared = time.perf_counter()
-                with self._lock:
-                    new_tokens = self._decoder.generate(inputs, max_new, min(s.min_new_tokens, max_new))
+                new_tokens = self._decoder.generate(inputs, max_new, min(s.min_new_tokens, max_new))
                 return self._finish(new_tokens, prompt_tokens, started, prepared)
             if reason not in self._fallback_reasons:
                 self._fallback_reasons.add(reason)
@@ -311,8 +348,16 @@ class VideoLlava(Analyzer):
         if stop_after:
             kwargs["stopping_criteria"] = _stop_after(prompt_tokens + stop_after)
         prepared = time.perf_counter()
-        with self._lock, torch.inference_mode():
-            output = self._model.generate(**inputs, **kwargs)
+
+        def run_generate():
+            with torch.inference_mode():
+                return self._model.generate(**inputs, **kwargs)
+
+        if self._decoder is not None:  # on the decoder's thread, between its steps: never beside them
+            output = self._decoder.call(run_generate)
+        else:
+            with self._lock:
+                output = run_generate()
         return self._finish(output[0, prompt_tokens:], prompt_tokens, started, prepared)
 
     def _finish(self, new_tokens, prompt_tokens: int, started: float, prepared: float) -> Generation:
@@ -365,8 +410,9 @@ class VideoLlava(Analyzer):
         )
 
     def _release_gpu_cache(self) -> None:
-        # the GPU is shared with other groups: give back activation memory between requests
-        if self.device.startswith("cuda"):
+        # the GPU is shared with other groups: give back activation memory between requests (the decoder does it
+        # itself when it goes idle: emptying the cache here would stall the other requests' steps)
+        if self.device.startswith("cuda") and self._decoder is None:
             import torch
 
             torch.cuda.empty_cache()

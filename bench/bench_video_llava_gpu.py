@@ -203,6 +203,8 @@ def bench_precision(precision: str, args, ckpt: Path, device: str, rec: Recorder
             if peaks:
                 row["peak_gb"] = round(max(peaks), 2)
             rec.add(row)
+    for rows in args.batch_rows:
+        bench_batching(analyzer, precision, rows, args, device, rec)
     del analyzer
     gc.collect()
     if cuda:
@@ -213,21 +215,72 @@ def bench_precision(precision: str, args, ckpt: Path, device: str, rec: Recorder
         pass
 
 
+def bench_batching(analyzer, precision: str, rows: int, args, device: str, rec: "Recorder") -> None:
+    """The static greedy loop with `rows` batch rows: c describe prompts handed to it at once (c = each of
+    args.concurrency), all forced to n new tokens. Wall until the last one is done, against c x the lone request."""
+    import torch
+
+    from analyzers.video_llava import describe_instruction
+
+    cuda = device.startswith("cuda")
+    mode = args.compile_modes[0]
+    analyzer.settings = analyzer.settings.model_copy(
+        update={"decode_loop": "static_greedy", "batch_rows": rows, "compile_mode": mode, "cache_implementation": None})
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    analyzer.prepare_decoding()
+    analyzer.warm_up()  # records the lone-row step and, with rows > 1, the all-rows step
+    warm_s = round(time.perf_counter() - started, 2)
+    decoder = analyzer._decoder
+    frames = test_frames()
+    inputs = analyzer.encode(frames, describe_instruction(len(frames)), True)
+    for n in args.tokens:
+        for c in args.concurrency:
+            walls, before = [], dict(decoder.stats)
+            for _ in range(args.repeats):
+                if cuda:
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                for future in decoder.submit_together([inputs] * c, n, n):
+                    future.result()
+                walls.append(time.perf_counter() - t0)
+            steps = decoder.stats["steps"] - before["steps"]
+            row_steps = decoder.stats["row_steps"] - before["row_steps"]
+            wall = statistics.median(walls)
+            row = {"precision": precision, "phase": "batch", "batch_rows": rows, "concurrency": c, "new_tokens": n,
+                   "compile_mode": mode or "none", "warmup_s": warm_s, "prompt_tokens": int(inputs["input_ids"].shape[1]),
+                   "cache_slots": decoder.max_cache_len, "wall_s": round(wall, 3),
+                   "tokens_per_s": round(c * n / wall, 1), "mean_rows_per_step": round(row_steps / max(steps, 1), 2),
+                   "repeats": args.repeats}
+            if cuda:
+                row["peak_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+            rec.add(row)
+    decoder.close()
+    analyzer._decoder = None
+
+
 def markdown(doc: dict) -> str:
     env = doc["env"]
     lines = [f"**{NOTE}**", "", f"{env.get('device')} · torch {env.get('torch')} · transformers {env.get('transformers')} · "
              f"bitsandbytes {env.get('bitsandbytes')}", "",
              "| precision | cache | compile mode | frames | compiled | new tokens | prompt tokens | preprocess s | prefill s | total s | preprocess + total s | decode tok/s | peak GB |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    loads = []
+    loads, batches = [], []
     for r in doc["runs"]:
         if r["phase"] == "load":
             loads.append(f"- load {r['precision']}: {r['seconds']} s, weights {r.get('weights_gb', '-')} GB, peak {r.get('peak_gb', '-')} GB")
+        elif r["phase"] == "batch":
+            batches.append(f"| {r['precision']} | {r['batch_rows']} | {r['concurrency']} | {r['new_tokens']} | {r['wall_s']} | "
+                           f"{r['tokens_per_s']} | {r['mean_rows_per_step']} | {r.get('peak_gb', '-')} |")
         elif r["phase"] == "generate":
             lines.append(f"| {r['precision']} | {r['cache']} | {r.get('compile_mode', '-')} | {r.get('frames', 8)} | {r['compiled_decode']} | {r['new_tokens']} | {r['prompt_tokens']} | "
                          f"{r['preprocess_s']} | {r['prefill_s']} | {r['total_s']} | {r.get('analyzer_s', '-')} | {r['decode_tok_per_s']} | {r.get('peak_gb', '-')} |")
     build = doc["env"].get("build", {})
-    return "\n".join([*lines, "", *loads, f"- checkpoint build: {build}", ""])
+    if batches:
+        batches = ["", "| precision | batch rows | prompts at once | new tokens each | wall s | tokens/s | rows per step | peak GB |",
+                   "|---|---|---|---|---|---|---|---|", *batches]
+    return "\n".join([*lines, *batches, "", *loads, f"- checkpoint build: {build}", ""])
 
 
 def environment(device: str) -> dict:
@@ -259,7 +312,11 @@ def main(argv=None) -> int:
     ap.add_argument("--frame-counts", default="8", help="frames per video to try (fewer frames = fewer visual tokens)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--warmups", type=int, default=1)
+    ap.add_argument("--batch-rows", default="", help="static greedy loop with these batch_rows (e.g. 8): c prompts at once")
+    ap.add_argument("--concurrency", default="1,2,4,8", help="with --batch-rows: how many prompts at once")
     args = ap.parse_args(argv)
+    args.batch_rows = [int(r) for r in args.batch_rows.split(",") if r]
+    args.concurrency = [int(c) for c in args.concurrency.split(",") if c]
     args.precisions = [p for p in args.precisions.split(",") if p]
     args.caches = [c for c in args.caches.split(",") if c]
     args.compile_modes = [m for m in args.compile_modes.split(",") if m] or [None]

@@ -33,19 +33,21 @@ logger = logging.getLogger("ray.serve")
 
 @dataclass
 class Slot:
-    """One analyzer in this replica, how its load went, and the one thread it lives on.
+    """One analyzer in this replica, how its load went, and the thread(s) it lives on.
 
-    Every call of an analyzer - load, warm-up, analyze, ask - runs on the slot's own single thread. That
-    serializes requests per model (most model objects are not thread-safe) and keeps thread-bound state on
-    one thread: torch.compile's CUDA graphs are recorded per thread, and a model called from a fresh pool
-    thread re-recorded them mid-request, breaking the other models' CUDA calls (seen on the H100, c=8)."""
+    Every call of an analyzer - load, warm-up, analyze, ask - runs on the slot's own thread: a single one for
+    life. That serializes requests per model (most model objects are not thread-safe) and keeps thread-bound
+    state on one thread: torch.compile's CUDA graphs are recorded per thread, and a model called from a fresh
+    pool thread re-recorded them mid-request, breaking the other models' CUDA calls (seen on the H100, c=8).
+    An analyzer that batches calls itself (`concurrent_calls` > 1, video_llava's decoder, which keeps its
+    model on its own thread) gets that many threads, so its callers can wait together."""
 
     name: str
     analyzer: Analyzer | None
     state: AnalyzerStatus  # ok (loaded), unavailable, error
     reason: str | None
     load_seconds: float
-    thread: ThreadPoolExecutor
+    thread: ThreadPoolExecutor | None  # None when the analyzer could not even be built
 
 
 def place_thread(background: bool | None) -> None:
@@ -72,12 +74,31 @@ def place_thread(background: bool | None) -> None:
         logger.warning("could not place %s: %s", threading.current_thread().name, exc)
 
 
+def own_cuda_stream(device: str) -> None:
+    """Give the calling thread a CUDA stream of its own. Torch's default stream is one per process: a group's
+    analyzers, each on its thread, queued every kernel behind each other's, and every result copy to the host
+    waited for all of them. Each thread now waits only for its own work (a pool stream is non-blocking: no
+    implicit syncs with the others). Measured only together with moving the YOLO analyzers out of video_llava's
+    process (H200, 2026-12-04: 2.7-2.9 s -> 0.9-1.1 s per request in the graph; BENCHMARKS.md "Fifth run")."""
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    torch.cuda.set_stream(torch.cuda.Stream())
+
+
+def start_analyzer_thread(background: bool | None, device: str) -> None:
+    place_thread(background)
+    own_cuda_stream(device)
+
+
 def load_slot(name: str, settings: dict[str, Any] | None, device: str, background: bool | None = None) -> Slot:
     started = time.perf_counter()
-    thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"analyzer-{name}",
-                                initializer=place_thread, initargs=(background,))
+    thread = None
     try:
         analyzer = analyzer_class(name)(settings)
+        thread = ThreadPoolExecutor(max_workers=analyzer.concurrent_calls, thread_name_prefix=f"analyzer-{name}",
+                                    initializer=start_analyzer_thread, initargs=(background, device))
         thread.submit(analyzer.load, device).result()
         return Slot(name, analyzer, AnalyzerStatus.ok, None, time.perf_counter() - started, thread)
     except AnalyzerUnavailable as exc:

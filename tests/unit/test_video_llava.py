@@ -283,6 +283,148 @@ def test_static_greedy_loop_falls_back_when_the_prompt_outgrows_its_cache(tiny_l
     assert any("exceed the static cache" in r for r in loop._fallback_reasons)
 
 
+# ---------- the batched loop: several requests share each step, and each gets what it would get alone ----------
+def _prompts(reference, media):
+    """Prompts of different lengths and contents: two videos (the clip, and its frames reversed), a repair-like
+    text-only prompt and a question, each with its own length limits (max_new, min_new)."""
+    frames = media.frames(LLAVA_FRAMES).frames
+
+    def encode(instruction, video):
+        return reference.processor(text=reference.build_prompt(instruction, video is not None),
+                                   videos=None if video is None else [reference.prepare_frames(video)], return_tensors="pt")
+
+    return [
+        (encode("Describe the video.", frames), 18, 18),
+        (encode("Describe the video.", frames[::-1].copy()), 11, 0),
+        (encode('Fix this JSON: {"summary": ', None), 24, 24),
+        (encode("What colour is the last shot? Answer in one word.", frames), 7, 3),
+    ]
+
+
+def _expected(reference, inputs, max_new, min_new):
+    out = reference._model.generate(**inputs, max_new_tokens=max_new, min_new_tokens=min_new or None, do_sample=False)
+    return out[0, inputs["input_ids"].shape[1]:].tolist()
+
+
+@pytest.mark.parametrize("rows", [2, 4])
+def test_batched_rows_write_what_each_request_writes_alone(tiny_llava_dir, media, rows):
+    from analyzers._static_decode import StaticGreedyDecoder
+
+    reference, loop = _pair(tiny_llava_dir, max_new_tokens=24)
+    prompts = _prompts(reference, media)
+    decoder = StaticGreedyDecoder(loop._model, loop._decoder.max_cache_len, check_every=3, rows=rows)
+    try:
+        futures = [decoder.submit(inputs, n, m) for inputs, n, m in prompts]  # all at once: rows fill, others wait
+        for (inputs, n, m), future in zip(prompts, futures):
+            assert future.result(timeout=60).tolist() == _expected(reference, inputs, n, m)
+        assert decoder.stats["row_steps"] > decoder.stats["steps"]  # steps really were shared
+    finally:
+        decoder.close()
+
+
+def test_a_request_joins_the_running_batch_and_a_longer_prompt_waits_for_it_to_drain(tiny_llava_dir, media):
+    import time
+
+    from analyzers._static_decode import StaticGreedyDecoder
+
+    reference, loop = _pair(tiny_llava_dir, max_new_tokens=24)
+    video, _, text, question = _prompts(reference, media)
+    decoder = StaticGreedyDecoder(loop._model, loop._decoder.max_cache_len, check_every=4, rows=4)
+    try:
+        first = decoder.submit(video[0], 24, 24)
+        deadline = time.monotonic() + 30
+        while decoder.stats["steps"] < 4 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        joiner = decoder.submit(text[0], 12, 0)  # shorter than the running prompt: joins between two steps
+        assert first.result(timeout=60).tolist() == _expected(reference, video[0], 24, 24)
+        assert joiner.result(timeout=60).tolist() == _expected(reference, text[0], 12, 0)
+        assert decoder.stats["joined_running"] == 1 and decoder.stats["fresh_batches"] == 1
+
+        base = decoder.stats["steps"]
+        short = decoder.submit(text[0], 24, 24)  # a text prompt far shorter than the video prompt below
+        while decoder.stats["steps"] < base + 4 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        longer = decoder.submit(question[0], 7, 3)  # does not fit below the running slot: waits, then starts afresh
+        assert not short.done()  # (20 more steps to go)
+        assert short.result(timeout=60).tolist() == _expected(reference, text[0], 24, 24)
+        assert longer.result(timeout=60).tolist() == _expected(reference, question[0], 7, 3)
+        assert decoder.stats["fresh_batches"] == 3 and decoder.stats["joined_running"] == 1
+    finally:
+        decoder.close()
+
+
+def test_batched_rows_stop_each_at_its_own_first_end_token(tiny_llava_dir, media):
+    from analyzers._static_decode import StaticGreedyDecoder
+
+    reference, loop = _pair(tiny_llava_dir, max_new_tokens=24)
+    prompts = _prompts(reference, media)[:3]
+    forced = _expected(reference, prompts[0][0], 16, 16)
+    end = forced[5]  # a token the first prompt writes, first at step forced.index(end)
+    for model in (reference._model, loop._model):
+        model.generation_config.eos_token_id = end
+    decoder = StaticGreedyDecoder(loop._model, loop._decoder.max_cache_len, check_every=5, rows=3)
+    try:
+        futures = [decoder.submit(inputs, 16, 0) for inputs, _, _ in prompts]
+        results = [f.result(timeout=60).tolist() for f in futures]
+        assert results[0] == forced[: forced.index(end) + 1]
+        for (inputs, _, _), got in zip(prompts, results):
+            assert got == _expected(reference, inputs, 16, 0)
+    finally:
+        decoder.close()
+
+
+def test_the_decoder_refuses_what_does_not_fit_and_fails_what_waits_when_closed(tiny_llava_dir, media):
+    from analyzers._static_decode import StaticGreedyDecoder
+
+    reference, loop = _pair(tiny_llava_dir, max_new_tokens=8)
+    inputs = _prompts(reference, media)[0][0]
+    decoder = StaticGreedyDecoder(loop._model, 64, rows=2)
+    with pytest.raises(ValueError, match="exceed the static cache"):
+        decoder.submit(inputs, 8)
+    decoder.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        decoder.submit(_prompts(reference, media)[2][0], 8)
+
+
+def test_batch_rows_let_the_group_run_that_many_video_llava_calls_at_once(tiny_llava_dir, media):
+    from concurrent.futures import wait
+
+    from deployments.group import load_slot
+
+    settings = {"model": str(tiny_llava_dir), "precision": "fp32", "local_files_only": True, "max_new_tokens": 12,
+                "decode_loop": "static_greedy", "batch_rows": 3}
+    slot = load_slot("video_llava", settings, "cpu")
+    alone = load_slot("video_llava", settings | {"batch_rows": 1}, "cpu")
+    assert slot.thread._max_workers == 3 and alone.thread._max_workers == 1
+    questions = ["What colour is the first shot?", "How many shots are there?", "Is there any text?"]
+    futures = [slot.thread.submit(slot.analyzer.ask, media, q) for q in questions]
+    wait(futures, timeout=120)
+    for question, future in zip(questions, futures):
+        assert future.result().answer == alone.analyzer.ask(media, question).answer
+    assert slot.analyzer._decoder.stats["row_steps"] > slot.analyzer._decoder.stats["steps"]
+
+
+def test_warm_up_runs_the_lone_row_step_and_the_all_rows_step(tiny_llava_dir):
+    settings = {"model": str(tiny_llava_dir), "precision": "fp32", "local_files_only": True, "max_new_tokens": 12,
+                "decode_loop": "static_greedy", "batch_rows": 4, "warmup": True, "warmup_tokens": 5}
+    analyzer = VideoLlava(settings)
+    analyzer.load("cpu")
+    stats = analyzer._decoder.stats
+    # alone: 4 steps on one row; together: 4 steps on two rows (each prompt's first token comes from its prefill)
+    assert stats == {"steps": 8, "row_steps": 12, "fresh_batches": 2, "joined_running": 0}
+
+
+def test_batch_rows_need_the_static_greedy_loop_and_a_maskable_attention():
+    with pytest.raises(ValueError, match="static_greedy"):
+        VideoLlava({"batch_rows": 4})
+    with pytest.raises(ValueError, match="sdpa or eager"):
+        VideoLlava({"batch_rows": 4, "decode_loop": "static_greedy", "attn_implementation": "flash_attention_2"})
+    with pytest.raises(ValueError, match="int8 decodes ~25x slower"):
+        VideoLlava({"batch_rows": 4, "decode_loop": "static_greedy", "precision": "int8", "compile_mode": "max-autotune"})
+    assert VideoLlava({"batch_rows": 4, "decode_loop": "static_greedy"}).concurrent_calls == 4
+    assert VideoLlava({"batch_rows": 1, "decode_loop": "static_greedy"}).concurrent_calls == 1
+
+
 def test_static_greedy_loop_refuses_sampling():
     with pytest.raises(ValueError, match="temperature 0"):
         VideoLlava({"decode_loop": "static_greedy", "temperature": 0.7})
