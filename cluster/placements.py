@@ -4,17 +4,17 @@
 
 Ray hands out GPUs by the fractions each replica asks for: a replica fits on a card while that card's fractions
 sum to at most 1, so the fractions below decide which groups share a card. serve_config.yaml's own fractions
-(0.4 / 0.3 / 0.15 / 0.1, and the ingress's 0.05 for NVDEC decoding) put every group on one card ("one_gpu").
+(0.4 / 0.1 / 0.2 / 0.15 / 0.1, and the ingress's 0.05 for NVDEC decoding) put every group on one card ("one_gpu").
 Every placement leaves room for that 0.05 on one card.
 
-- two_gpu_heavy_alone: stage1 (Video-LLaVA and the YOLO models) asks for a whole card, so it is alone on one;
-  the three other GPU groups (0.4 + 0.3 + 0.25) and the ingress share the second. Lowest latency for one request: nothing else
+- two_gpu_heavy_alone: stage1 (Video-LLaVA) asks for a whole card, so it is alone on one; the four other GPU
+  groups (0.15 + 0.35 + 0.25 + 0.2) and the ingress share the second. Lowest latency for one request: nothing else
   competes with the 7B decode for the card's memory bandwidth.
-- one_gpu_heavy_twice: two stage1 replicas on the one card (0.43 each; the other groups' models are OpenCV/numpy
-  or small, so they keep a sliver): two processes, so two interpreters' worth of CPU-side model work (YOLO pre- and
-  post-processing, visual_effects) instead of one, and two copies of the 7B model (~15 GB each with int8).
+- one_gpu_heavy_twice: two stage1 replicas on the one card (0.4 each; the other groups' models are OpenCV/numpy
+  or small, so they keep a sliver): two processes, two copies of the 7B model. Measured on 2026-11-25, when stage1
+  also held the YOLO models and video_llava decoded one request at a time.
 - two_gpu_heavy_twice: two stage1 replicas at 0.6 each, which cannot share a card, so one per card; the other
-  groups (0.2 + 0.1 + 0.1) fit beside either. stage1 is the bottleneck under concurrency (one request at a time
+  groups (0.1 + 0.2 + 0.1 + 0.1) fit beside them. stage1 is the bottleneck under concurrency (one request at a time
   per replica), so two replicas should roughly double throughput; each card holds one copy of the 7B model.
 
 tests/integration/test_two_gpu_placement.py checks on a Ray with two logical GPUs that each group lands where
@@ -36,11 +36,14 @@ REPO = Path(__file__).resolve().parents[1]
 PLACEMENTS: dict[str, dict[str, Any]] = {
     "one_gpu": {"gpus": 1, "groups": {}},
     "one_gpu_heavy_twice": {"gpus": 1, "groups": {
-        "stage1_gpu_heavy": (2, 0.43), "stage2_gpu_medium": (1, 0.04), "stage3_gpu_light": (1, 0.03), "stage4_gpu_fast": (1, 0.02)}},
+        "stage1_gpu_heavy": (2, 0.4), "stage1_gpu_detection": (1, 0.05), "stage2_gpu_medium": (1, 0.04),
+        "stage3_gpu_light": (1, 0.03), "stage4_gpu_fast": (1, 0.02)}},
     "two_gpu_heavy_alone": {"gpus": 2, "groups": {
-        "stage1_gpu_heavy": (1, 1.0), "stage2_gpu_medium": (1, 0.4), "stage3_gpu_light": (1, 0.3), "stage4_gpu_fast": (1, 0.25)}},
+        "stage1_gpu_heavy": (1, 1.0), "stage1_gpu_detection": (1, 0.15), "stage2_gpu_medium": (1, 0.35),
+        "stage3_gpu_light": (1, 0.25), "stage4_gpu_fast": (1, 0.2)}},
     "two_gpu_heavy_twice": {"gpus": 2, "groups": {
-        "stage1_gpu_heavy": (2, 0.6), "stage2_gpu_medium": (1, 0.2), "stage3_gpu_light": (1, 0.1), "stage4_gpu_fast": (1, 0.1)}},
+        "stage1_gpu_heavy": (2, 0.6), "stage1_gpu_detection": (1, 0.1), "stage2_gpu_medium": (1, 0.2),
+        "stage3_gpu_light": (1, 0.1), "stage4_gpu_fast": (1, 0.1)}},
 }
 
 

@@ -13,7 +13,7 @@ import pytest
 from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.integration
-LIGHT = ("stage2_gpu_medium", "stage3_gpu_light", "stage4_gpu_fast")
+LIGHT = ("stage1_gpu_detection", "stage2_gpu_medium", "stage3_gpu_light", "stage4_gpu_fast")
 
 
 def placed(placement: str) -> dict[str, list[list[str]]]:
@@ -29,7 +29,7 @@ def test_heavy_alone_has_a_card_to_itself_and_the_light_groups_share_the_other()
     ids = placed("two_gpu_heavy_alone")
     (heavy,) = ids["stage1_gpu_heavy"]
     light = {tuple(ids[g][0]) for g in LIGHT}
-    assert len(heavy) == 1 and len(light) == 1  # the three light groups share one card ...
+    assert len(heavy) == 1 and len(light) == 1  # the four light groups share one card ...
     (card,) = light
     assert len(card) == 1 and card[0] != heavy[0]  # ... which is not the heavy group's card
     assert ids["cpu_parallel"] == [[], []]  # two CPU replicas, no GPU

@@ -17,7 +17,7 @@ from deployments.launch import deploy, load_config, start_local_ray  # noqa: E40
 
 # Light analyzers stand in for the models so the probe runs on a CPU-only machine; placement depends only on
 # the resource requests, which come from serve_config.yaml and the placement unchanged.
-STAND_INS = {"stage1_gpu_heavy": ["visual_effects"], "stage2_gpu_medium": ["camera_analysis"],
+STAND_INS = {"stage1_gpu_heavy": ["visual_effects"], "stage1_gpu_detection": ["temporal_flow"], "stage2_gpu_medium": ["camera_analysis"],
              "stage3_gpu_light": ["color_analysis"], "stage4_gpu_fast": ["cut_analysis"], "cpu_parallel": ["scene_segmentation"]}
 
 
