@@ -30,6 +30,10 @@ TARGET = REPO / "cluster" / "rayservice.yaml"
 RAY_VERSION = "2.60.0"
 IMAGE = "ghcr.io/reelscope/reelscope:0.1.0-ray2.60.0-gpu"  # built from cluster/Dockerfile
 MAX_GPU_WORKERS = 4
+# One worker pod holds one replica of everything serve_config.yaml deploys: its replicas ask for 16 CPUs in all
+# (ingress 4, the five GPU groups 2+2+2+1+1, cpu_parallel 2 x 2) and 1.0 GPU. With fewer, the CPU-only replicas
+# went to a second GPU pod (tests/unit/test_cluster_files.py checks that they fit).
+WORKER_CPUS = 16
 STORE_SECRET = "reelscope-postgres"  # keys: password (and the server it points at runs outside this manifest)
 
 # What differs on Kubernetes from serve_config.yaml: several pods share one report store and keep it bounded.
@@ -103,7 +107,7 @@ def rayservice(source: Path = SOURCE) -> dict[str, Any]:
                     "maxReplicas": MAX_GPU_WORKERS,
                     "rayStartParams": {"metrics-export-port": "8080"},
                     "template": {"spec": {
-                        "containers": [_container("ray-worker", "12", "96Gi", 1, [
+                        "containers": [_container("ray-worker", str(WORKER_CPUS), "96Gi", 1, [
                             {"containerPort": 8000, "name": "serve"}, {"containerPort": 8080, "name": "metrics"}])],
                         "volumes": VOLUMES,
                         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],

@@ -70,9 +70,12 @@ def test_rayservice_has_a_head_and_one_gpu_per_worker_pod_with_token_auth():
     (container,) = workers["template"]["spec"]["containers"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert 1 <= workers["minReplicas"] <= workers["replicas"] <= workers["maxReplicas"]
-    # one worker pod holds one replica of each GPU group: their fractions must fit one card
-    groups = yaml.safe_load((REPO / "serve_config.yaml").read_text())["applications"][0]["args"]["groups"]
-    assert sum(g["ray_actor_options"].get("num_gpus", 0) for g in groups) <= 1.0 + 1e-9
+    # one worker pod holds every replica serve_config.yaml deploys: their GPU fractions fit its card, their CPUs its CPUs
+    args = yaml.safe_load((REPO / "serve_config.yaml").read_text())["applications"][0]["args"]
+    deployments = [args["ingress"], *args["groups"]]
+    asks = [(d.get("num_replicas", 1), d["ray_actor_options"]) for d in deployments]
+    assert sum(n * o.get("num_gpus", 0) for n, o in asks) <= 1.0 + 1e-9
+    assert sum(n * o.get("num_cpus", 1) for n, o in asks) <= int(container["resources"]["limits"]["cpu"])
 
 
 def test_the_app_config_in_the_manifest_passes_the_services_own_validation():
