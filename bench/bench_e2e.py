@@ -64,9 +64,15 @@ def sequential_baseline(clip: Path, repeats: int = 3) -> dict:
             loaded[name] = analyzer
         except AnalyzerUnavailable:
             pass
+    import resource
+
+    def cpu_seconds() -> float:  # this process's threads and its waited-for children (ffmpeg)
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
     runs = []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu_seconds()
         meta = probe(clip)
         plan = make_plan([n for n in loaded], infos, meta.has_audio)
         specs = {infos[n].needs.frames for n in plan.to_run if infos[n].needs.frames}
@@ -86,6 +92,7 @@ def sequential_baseline(clip: Path, repeats: int = 3) -> dict:
                 print(f"baseline: {name} failed: {exc}", file=sys.stderr)
             per[name] = time.perf_counter() - t
         runs.append({"decode_s": decode_s, "total_s": time.perf_counter() - started, "per_analyzer_s": per,
+                     "cpu_s": round(cpu_seconds() - cpu_started, 2),
                      "duration": meta.duration})
         del bundle
     measured = sorted(runs[1:] or runs, key=lambda r: r["total_s"])
@@ -167,6 +174,54 @@ class MemorySampler:
         self.peaks["VmHWM"] = self._read()["VmHWM"]
 
 
+class CpuAccount:
+    """CPU seconds (user + system) that each process of our own Ray session spends during a block, summed by role
+    (the process title: ray::ServeReplica:reelscope:<group>, raylet, gcs_server, dashboard, ...). Our Ray is the only
+    one started by this process, so its processes are our descendants. A process's waited-for children (ffmpeg
+    runs) count with it. This is where the graph's CPU goes beyond the analyzers' own work."""
+
+    def __init__(self):
+        import psutil
+
+        self._psutil = psutil
+        self.by_role: dict[str, float] = {}
+
+    @staticmethod
+    def role(proc) -> str:
+        try:
+            title = (proc.cmdline() or [proc.name()])[0]
+        except Exception:
+            return "gone"
+        title = title.split()[0] if title else proc.name()
+        if title.startswith("ray::"):
+            return title.removeprefix("ray::").replace("ServeReplica:reelscope:", "replica:")
+        return Path(title).name
+
+    def _snapshot(self) -> dict[int, tuple[str, float]]:
+        snap = {}
+        for proc in self._psutil.Process().children(recursive=True):
+            try:
+                t = proc.cpu_times()
+                snap[proc.pid] = (self.role(proc), t.user + t.system + t.children_user + t.children_system)
+            except self._psutil.Error:
+                pass
+        return snap
+
+    def __enter__(self) -> CpuAccount:
+        self._before = self._snapshot()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for pid, (role, seconds) in self._snapshot().items():
+            spent = seconds - self._before.get(pid, (role, 0.0))[1]
+            self.by_role[role] = self.by_role.get(role, 0.0) + spent
+        self.by_role = {k: round(v, 2) for k, v in sorted(self.by_role.items(), key=lambda kv: -kv[1]) if v >= 0.01}
+
+    @property
+    def total(self) -> float:
+        return round(sum(self.by_role.values()), 2)
+
+
 def post(client: httpx.Client, clip: Path) -> tuple[float, dict]:
     started = time.perf_counter()
     with clip.open("rb") as f:
@@ -216,6 +271,11 @@ def main() -> None:
             first, _ = post(client, clip)  # the first request pays lazy initialisation; the median of the rest counts
             measured = sorted((post(client, clip) for _ in range(1 if args.growth_only else args.repeats)), key=lambda m: m[0])
             latency, report = measured[len(measured) // 2]
+            with CpuAccount() as cpu:
+                cpu_latency, _ = post(client, clip)  # one more, to see where the CPU goes (idle Ray included)
+            time.sleep(10)
+            with CpuAccount() as idle:  # the same Ray with nothing to do, for 10 s
+                time.sleep(10)
         if not args.growth_only:
             out["graph"] = {
                 "first_request_s": round(first, 2), "latency_s": round(latency, 2), "runs_latency_s": [round(m[0], 2) for m in measured],
@@ -224,6 +284,8 @@ def main() -> None:
                 "per_analyzer_s": {n: o["seconds"] for n, o in report["analyzers"].items()},
                 "status": {n: o["status"] for n, o in report["analyzers"].items()},
                 "ingress_peak_rss_mb": ingress_peak_rss_mb(dashboard),
+                "cpu": {"latency_s": round(cpu_latency, 2), "total_s": cpu.total, "by_role_s": cpu.by_role,
+                        "idle_10s_total_s": idle.total, "idle_10s_by_role_s": idle.by_role},
             }
             print(json.dumps({k: v for k, v in out["graph"].items() if k not in ("per_analyzer_s", "status")}), flush=True)
             out["throughput"] = []
@@ -262,7 +324,12 @@ def markdown(out: dict) -> str:
               f"| realtime factor | {round(g['latency_s'] / dur, 3)} | {round(b['total_s'] / dur, 3)} |",
               f"| speed-up | {round(b['total_s'] / g['latency_s'], 2)}x | 1x |",
               f"| first request s | {g['first_request_s']} | - |", f"| service start s | {out['startup_s']} | - |",
-              f"| ingress peak RSS MB | {g['ingress_peak_rss_mb']} | - |", "",
+              f"| ingress peak RSS MB | {g['ingress_peak_rss_mb']} | - |",
+              f"| CPU seconds, one request (all processes) | {g['cpu']['total_s']} in {g['cpu']['latency_s']} s | {b.get('cpu_s', '-')} |",
+              f"| CPU seconds of the idle service in 10 s | {g['cpu']['idle_10s_total_s']} | - |", "",
+              "| process (graph) | CPU s, one request | CPU s, 10 s idle |", "|---|---|---|"]
+    lines += [f"| {role} | {s} | {g['cpu']['idle_10s_by_role_s'].get(role, 0)} |" for role, s in g["cpu"]["by_role_s"].items()]
+    lines += ["",
               "| concurrency | videos/min | p50 s | p95 s |", "|---|---|---|---|"]
     lines += [f"| {t['concurrency']} | {t['videos_per_min']} | {t['p50_s']} | {t['p95_s']} |" for t in out.get("throughput", [])]
     return "\n".join(lines) + "\n\n" + growth_markdown(out)
