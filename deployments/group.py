@@ -22,7 +22,7 @@ from typing import Any
 import ray
 from pydantic import BaseModel
 
-from analyzers.base import Analyzer, AnalyzerStatus, AnalyzerUnavailable, pick_device
+from analyzers.base import Analyzer, AnalyzerStatus, AnalyzerUnavailable, own_cuda_stream, pick_device
 from analyzers.media import MediaBundle
 from analyzers.registry import analyzer_class
 from deployments.metrics import record_loaded, record_outcome
@@ -72,19 +72,6 @@ def place_thread(background: bool | None) -> None:
             os.sched_setaffinity(tid, cores[:1])
     except (OSError, AttributeError) as exc:  # not Linux: the analyzer still runs, unplaced
         logger.warning("could not place %s: %s", threading.current_thread().name, exc)
-
-
-def own_cuda_stream(device: str) -> None:
-    """Give the calling thread a CUDA stream of its own. Torch's default stream is one per process: a group's
-    analyzers, each on its thread, queued every kernel behind each other's, and every result copy to the host
-    waited for all of them. Each thread now waits only for its own work (a pool stream is non-blocking: no
-    implicit syncs with the others). Measured only together with moving the YOLO analyzers out of video_llava's
-    process (H200, 2026-12-04: 2.7-2.9 s -> 0.9-1.1 s per request in the graph; BENCHMARKS.md "Fifth run")."""
-    if not device.startswith("cuda"):
-        return
-    import torch
-
-    torch.cuda.set_stream(torch.cuda.Stream())
 
 
 def start_analyzer_thread(background: bool | None, device: str) -> None:
