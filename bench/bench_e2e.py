@@ -193,8 +193,8 @@ class CpuAccount:
         except Exception:
             return "gone"
         title = title.split()[0] if title else proc.name()
-        if title.startswith("ray::"):
-            return title.removeprefix("ray::").replace("ServeReplica:reelscope:", "replica:")
+        if title.startswith("ray::"):  # an actor's title gains the method it is running: one role per process
+            return title.removeprefix("ray::").split(".")[0].replace("ServeReplica:reelscope:", "replica:")
         return Path(title).name
 
     def _snapshot(self) -> dict[int, tuple[str, float]]:
@@ -271,11 +271,12 @@ def main() -> None:
             first, _ = post(client, clip)  # the first request pays lazy initialisation; the median of the rest counts
             measured = sorted((post(client, clip) for _ in range(1 if args.growth_only else args.repeats)), key=lambda m: m[0])
             latency, report = measured[len(measured) // 2]
-            with CpuAccount() as cpu:
-                cpu_latency, _ = post(client, clip)  # one more, to see where the CPU goes (idle Ray included)
-            time.sleep(10)
-            with CpuAccount() as idle:  # the same Ray with nothing to do, for 10 s
+            if not args.growth_only:
+                with CpuAccount() as cpu:
+                    cpu_latency, _ = post(client, clip)  # one more, to see where the CPU goes (idle Ray included)
                 time.sleep(10)
+                with CpuAccount() as idle:  # the same Ray with nothing to do, for 10 s
+                    time.sleep(10)
         if not args.growth_only:
             out["graph"] = {
                 "first_request_s": round(first, 2), "latency_s": round(latency, 2), "runs_latency_s": [round(m[0], 2) for m in measured],

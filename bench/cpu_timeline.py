@@ -38,7 +38,7 @@ def threads_now() -> dict[tuple[int, int], tuple[str, str, float, str]]:
     """(pid, tid) -> (kind, role, CPU seconds so far, run state) for every thread of our Ray's processes."""
     out = {}
     for proc in psutil.Process().children(recursive=True):
-        role = CpuAccount.role(proc).split(".")[0]  # a replica's title gains the method it is running
+        role = CpuAccount.role(proc)
         try:
             tids = os.listdir(f"/proc/{proc.pid}/task")
         except OSError:
