@@ -66,6 +66,10 @@ class IngressConfig(BaseModel):
                                  "(each with decode_threads threads): identical frames, shorter wall time where cores are free.")
     decoder: Decoder = Field("cpu", description="Where frames are decoded: cpu (decord/FFmpeg, any machine) or nvdec "
                              "(the GPU's video decoders, decode_segments at once; needs ray_actor_options.num_gpus > 0).")
+    seek_first: list[str] = Field(
+        default_factory=list, description="Analyzers with a few fixed frames (video_llava's 8) that are decoded in a "
+        "pass of their own beside the full decode, so these analyzers start before it ends. For a long analyzer on a "
+        "host with decoders to spare (GPU hosts: NVDEC); on a 2-core machine the second pass only competes for cores.")
     group_timeout_seconds: float = Field(600, gt=0)
     num_replicas: int = Field(1, ge=1)
     max_ongoing_requests: int = Field(16, ge=1)
@@ -124,6 +128,14 @@ class AppConfig(BaseModel):
         unknown = [n for n in self.critical_path or [] if n not in ENTRIES]
         if unknown:
             raise ValueError(f"critical_path names unknown analyzers: {', '.join(unknown)}")
+        for name in self.ingress.seek_first:
+            if name not in ENTRIES or not is_implemented(name):
+                raise ValueError(f"ingress.seek_first names {name!r}, which is not an implemented analyzer")
+            frames = analyzer_class(name).needs.frames
+            if frames is None or frames.count is None:
+                # a rate-based spec spans the whole stream: a second pass would decode the video twice
+                raise ValueError(f"ingress.seek_first: {name} needs {'no frames' if frames is None else 'frames at a rate'}; "
+                                 "only analyzers with a fixed frame count can be decoded first")
         for name, settings in {**self.analyzers, **{n: {} for n in self.timeouts}}.items():
             if name not in ENTRIES:
                 raise ValueError(f"settings given for unknown analyzer {name!r}")
@@ -214,6 +226,7 @@ def build_app(args: dict[str, Any]) -> Application:
         decode_threads=ing.decode_threads,
         decode_segments=ing.decode_segments,
         decoder=ing.decoder,
+        seek_first=ing.seek_first,
         group_timeout_seconds=ing.group_timeout_seconds,
         api_token=_token_from_env(ing.api_token_env),
         store_url=ing.store_url,

@@ -8,6 +8,7 @@ not the same bytes, so they report the mean and largest per-spec mean absolute d
 
     python bench/bench_decode.py --clip bench/out/clips/social_30s_720x1280.mp4 --grid 1x1,1x2,2x1,2x2
     python bench/bench_decode.py --clip .gpu-carry/graph/social_30s_1080x1920.mp4 --grid 2x4,nvdec:x1,nvdec:x4   # GPU host
+    python bench/bench_decode.py --clip ... --grid nvdec:x1,nvdec:x4 --analyzers video_llava   # the seek_first pass alone
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ from analyzers.media import decode, probe  # noqa: E402
 from analyzers.registry import ANALYZER_NAMES, analyzer_class, is_implemented  # noqa: E402
 
 
-def all_frame_specs() -> set:
+def all_frame_specs(only: list[str] | None = None) -> set:
     specs = set()
-    for name in filter(is_implemented, ANALYZER_NAMES):
+    for name in filter(is_implemented, only or ANALYZER_NAMES):
         try:
             frames = analyzer_class(name).needs.frames
         except ImportError as exc:  # a host without the analyzer's library (the bare GPU machine): say so
@@ -68,12 +69,14 @@ def main() -> None:
                     help="THREADSxSEGMENTS or nvdec:xSEGMENTS, comma-separated; 1x1 is the baseline and always runs")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--analyzers", default="", help="only these analyzers' frame specs, e.g. video_llava (the ingress's "
+                    "seek_first pass); default: every implemented analyzer's, as a full request")
     args = ap.parse_args()
 
     pairs = [("cpu", 1, 1)] + [parse_cell(p) for p in args.grid.split(",") if p and p != "1x1"]
     if any(decoder == "nvdec" for decoder, _, _ in pairs) and (reason := nvdec_unavailable_reason()):
         raise SystemExit(f"nvdec rows asked for, but: {reason}")  # first, before the analyzers' imports (_nvdec.py)
-    specs = all_frame_specs()
+    specs = all_frame_specs([a for a in args.analyzers.split(",") if a] or None)
     meta = probe(args.clip)
     reference, rows = None, []
     for decoder, threads, segments in pairs:

@@ -80,7 +80,7 @@ def production_config(ckpt: Path, clip: Path, data_dir: Path, port: int, smoke: 
     if smoke:  # CPU: no compiled static cache, short output
         settings["video_llava"].update(precision="fp32", cache_implementation=None, compile_mode=None, warmup=False,
                                        max_new_tokens=8)
-        args["ingress"].update(decode_threads=1, decode_segments=1)
+        args["ingress"].update(decode_threads=1, decode_segments=1, decoder="cpu")
     for item in overrides:  # --set ingress.decode_segments=4, groups.stage1_gpu_heavy.gil_switch_interval_ms=0.5
         dotted, _, value = item.partition("=")
         *parents, key = dotted.split(".")
@@ -280,7 +280,8 @@ def summarize(latency: float, report: dict) -> dict:
 
 
 def run_graph(config: dict, clip: Path, concurrency: list[int], repeats: int, rec: "Recorder", smoke: bool,
-              num_gpus: int = 1) -> None:
+              num_gpus: int = 1, slot: str = "graph") -> None:
+    """One graph on a fresh private Ray, its figures in rec.doc[slot] ("graph", or "variant <name>")."""
     import ray
     from ray import serve
 
@@ -293,17 +294,17 @@ def run_graph(config: dict, clip: Path, concurrency: list[int], repeats: int, re
     started = time.perf_counter()
     # logical CPUs: the production shares need 16, more than a 2-core smoke machine has
     start_local_ray(num_cpus=max(16, os.cpu_count() or 1), num_gpus=num_gpus, dashboard=False, env_vars=env)
-    rec.doc["graph"] = {"ray_init_s": round(time.perf_counter() - started, 2)}
+    graph = rec.doc[slot] = {"ray_init_s": round(time.perf_counter() - started, 2)}
     try:
         deploy(config)
-        rec.doc["graph"]["startup_s"] = round(time.perf_counter() - started, 2)  # ray.init + every replica loaded
+        graph["startup_s"] = round(time.perf_counter() - started, 2)  # ray.init + every replica loaded
         rec.flush()
         with urllib.request.urlopen(f"{base}/analyzers", timeout=60) as response:
-            rec.doc["graph"]["analyzers"] = {a["name"]: {k: a.get(k) for k in ("group", "status", "model", "reason", "error", "gpu_ids")
+            graph["analyzers"] = {a["name"]: {k: a.get(k) for k in ("group", "status", "model", "reason", "error", "gpu_ids")
                                                          if a.get(k) is not None}
                                              for a in json.loads(response.read())}
         first, report = post(base, clip.name)
-        rec.doc["graph"]["first_request"] = summarize(first, report)
+        graph["first_request"] = summarize(first, report)
         rec.flush()
         print(f"graph first request: {first:.2f} s", flush=True)
         runs = []
@@ -312,9 +313,9 @@ def run_graph(config: dict, clip: Path, concurrency: list[int], repeats: int, re
             runs.append(summarize(latency, report))
             print(f"graph c=1: {latency:.2f} s", flush=True)
         best = sorted(runs, key=lambda r: r["latency_s"])[len(runs) // 2]  # the median run, whole
-        rec.doc["graph"]["c1"] = best | {"latencies_s": [r["latency_s"] for r in runs]}
+        graph["c1"] = best | {"latencies_s": [r["latency_s"] for r in runs]}
         rec.flush()
-        rec.doc["graph"]["throughput"] = []
+        graph["throughput"] = []
         for n in concurrency:
             with cf.ThreadPoolExecutor(n) as pool:
                 t0 = time.perf_counter()
@@ -326,15 +327,19 @@ def run_graph(config: dict, clip: Path, concurrency: list[int], repeats: int, re
                    "videos_per_min": round(n / wall * 60, 2), "p50_s": round(statistics.median(lat), 2),
                    "max_s": round(lat[-1], 2),
                    "llava_s": sorted(r[1]["analyzers"].get("video_llava", {}).get("seconds") or 0 for r in results),
+                   # what bounds the wall: each request's decode, and each analyzer's longest run over the requests
+                   "decode_s": sorted(r[1]["decode_seconds"] for r in results),
+                   "per_analyzer_max_s": {a: max(r[1]["analyzers"][a]["seconds"] or 0 for r in results)
+                                          for a in results[0][1]["analyzers"]},
                    "statuses_same_as_c1": all(summarize(*r)["status"] == best["status"] for r in results),
                    "errors_per_request": [{n: e[:160] for n, e in summarize(*r)["errors"].items()
                                            if n not in best.get("errors", {})} for r in results]}
-            rec.doc["graph"]["throughput"].append(row)
+            graph["throughput"].append(row)
             rec.flush()
             print(json.dumps(row), flush=True)
-        rec.doc["graph"]["replica_gpu"] = replica_gpu_memory()
+        graph["replica_gpu"] = replica_gpu_memory()
     finally:
-        rec.doc["graph"]["gpu_sampler"] = sampler.stop()
+        graph["gpu_sampler"] = sampler.stop()
         rec.flush()
         try:
             serve.shutdown()
@@ -389,6 +394,15 @@ def markdown(doc: dict) -> str:
         for name, r in sorted(reps.items()):
             lines.append(f"| {name} | {r.get('pid', '-')} | {','.join(r.get('gpu_ids', [])) or '-'} | {r.get('max_allocated_gb', '-')} | {r.get('max_reserved_gb', '-')} | "
                          f"{per_pid.get(r.get('pid'), '-')} |")
+    variants = {k.removeprefix("variant "): v for k, v in doc.items() if k.startswith("variant ")}
+    if variants:
+        lines += ["", "| graph | --set added | c=1 s | video_llava s (c=1) | decode s (c=1) | aggregate at the highest c | p50 / max there |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, v in {"as configured": g | {"set": []}, **variants}.items():
+            vc1, t8 = v.get("c1", {}), (v.get("throughput") or [{}])[-1]
+            lines.append(f"| {name} | {'; '.join(v.get('set', [])) or '-'} | {vc1.get('latency_s', v.get('error', '-'))} | "
+                         f"{vc1.get('per_analyzer_s', {}).get('video_llava', '-')} | {vc1.get('decode_s', '-')} | "
+                         f"{t8.get('aggregate_x_realtime', '-')}x | {t8.get('p50_s', '-')} / {t8.get('max_s', '-')} s |")
     if b.get("not_loaded"):
         lines += ["", "Not loaded (sequential baseline):"] + [f"- {n}: {why[:200]}" for n, why in sorted(b["not_loaded"].items())]
     return "\n".join(lines) + "\n"
@@ -419,6 +433,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-ongoing", default="", help="group=N,...: override a group's max_ongoing_requests")
     ap.add_argument("--placement", default="one_gpu", help="cluster/placements.py name: replicas and GPU fractions per group")
     ap.add_argument("--decode-loop", default=None, help="override video_llava's decode_loop (generate | static_greedy)")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:PATH=VALUE[;PATH=VALUE...]",
+                    help="after the graph, the graph again with these --set values added (same lease, same baseline), "
+                         "e.g. 'no_seek:ingress.seek_first=[]' (repeatable)")
     ap.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                     help="override a value of the app's args, e.g. ingress.decode_segments=4 or "
                          "analyzers.video_llava.max_new_tokens=150 (repeatable; the baseline gets the same)")
@@ -472,6 +489,19 @@ def main(argv=None) -> int:
         from cluster.placements import gpus_needed
 
         run_graph(config, args.clip, concurrency, repeats, rec, args.smoke, gpus_needed(args.placement))
+        for variant in args.variant:
+            name, _, sets = variant.partition(":")
+            extra = [item for item in sets.split(";") if item]
+            doc[f"variant {name}"] = {"set": extra}
+            varied = production_config(ckpt, args.clip, data_dir, args.port, args.smoke, args.compile_mode, max_ongoing,
+                                       args.placement, args.decode_loop, [*args.set, *extra])
+            try:
+                run_graph(varied, args.clip, concurrency, repeats, rec, args.smoke, gpus_needed(args.placement),
+                          slot=f"variant {name}")
+                doc[f"variant {name}"]["set"] = extra
+            except Exception as exc:  # the main graph's figures stand; say what this one did
+                doc[f"variant {name}"] = {"set": extra, "error": f"{type(exc).__name__}: {str(exc)[:1000]}"}
+            rec.flush()
     except Exception as exc:
         doc.setdefault("graph", {})["error"] = f"{type(exc).__name__}: {str(exc)[:1000]}"
         rec.flush()

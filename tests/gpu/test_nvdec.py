@@ -84,5 +84,19 @@ def test_nvdec_frame_k_is_the_cpu_decodes_frame_k_not_a_neighbour(clips):
         assert own * 3 < min(neighbours), (k, own, neighbours)
 
 
+@pytest.mark.parametrize("segments", [1, 4])
+def test_the_seek_first_pass_alone_gives_the_full_passs_frames(clips, segments):
+    """The ingress's seek_first pass decodes video_llava's 8 frames alone (NVDEC seeks to them): frame k must be
+    frame k of the CPU's full decode, in 1 part and in 4 at once, as production runs it."""
+    eight = FrameSpec(count=8, max_side=160)
+    cpu = decode(clips["noise_gop10"], {EVERY_FRAME}, False).frames(EVERY_FRAME)
+    alone = decode(clips["noise_gop10"], {eight}, False, segments=segments, decoder="nvdec").frames(eight)
+    assert alone.indices.tolist() == [6, 18, 31, 43, 56, 68, 81, 93]  # slice centres of 100 frames: none at a keyframe
+    for row, k in enumerate(alone.indices.tolist()):
+        own = np.abs(cpu.frames[k].astype(np.int16) - alone.frames[row]).mean()
+        neighbours = [np.abs(cpu.frames[j].astype(np.int16) - alone.frames[row]).mean() for j in (k - 1, k + 1)]
+        assert own < 3.0 and own * 3 < min(neighbours), (k, own, neighbours)
+
+
 if __name__ == "__main__":  # make the clips for a GPU host without ffmpeg
     print(make_clips(Path(sys.argv[1])))

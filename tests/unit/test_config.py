@@ -58,6 +58,9 @@ def test_cpu_profile_fits_two_cores():
         (lambda a: a["ingress"].update(decoder="nvdec"), "decoder nvdec needs a GPU share"),
         (lambda a: a["ingress"].update(decoder="quicksync"), "decoder"),
         (lambda a: a["groups"][0].update(gil_switch_interval_ms=0), "gil_switch_interval_ms"),
+        (lambda a: a["ingress"].update(seek_first=["cut_analysis"]), "cut_analysis needs frames at a rate"),
+        (lambda a: a["ingress"].update(seek_first=["speech_rate"]), "speech_rate needs no frames"),
+        (lambda a: a["ingress"].update(seek_first=["telepathy"]), "not an implemented analyzer"),
     ],
 )
 def test_bad_configs_are_rejected_with_the_reason(mutate, message):
