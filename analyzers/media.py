@@ -259,8 +259,11 @@ def _decode_frames(path: str, specs: set[FrameSpec], metadata: VideoMetadata, ma
     else:
         def walk_from_keyframe(keyframe: int, indices: list[int]) -> None:
             part_reader = _open_video(path, threads)
-            part_reader.seek_accurate(keyframe)
-            walk(part_reader, keyframe, indices)
+            # To the part's first kept frame, not to its keyframe: decord's skip_frames right after seek_accurate
+            # lands on the wrong frame once it crosses a keyframe (seen with decord 0.6.0: seek_accurate(224) then
+            # skip_frames(57) gave a frame 36 levels off frame 281; after a next() the same skip is exact).
+            part_reader.seek_accurate(indices[0])
+            walk(part_reader, indices[0], indices)
 
         with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="decode-part") as pool:
             jobs = [pool.submit(walk, reader, order[0] + 1, parts[0][1])]

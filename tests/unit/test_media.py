@@ -164,6 +164,15 @@ def test_decoding_in_keyframe_parts_at_once_gives_the_same_frames(tmp_path):
             assert np.array_equal(parts.frames(spec).indices, one.frames(spec).indices)
             assert np.array_equal(parts.frames(spec).frames, one.frames(spec).frames), (segments, spec)
     assert len(one.frames(FrameSpec(max_side=64))) == 100 and one.frames(FrameSpec(max_side=64)).frames.shape[1:] == (64, 38, 3)
+    # Without an every-frame spec a part's first kept frame is not its keyframe: the reader must land on it exactly
+    # (decord's skip_frames right after a seek did not, across keyframes), for sparse specs alone too (seek_first).
+    for sparse in ({FrameSpec(count=8, max_side=96)}, {FrameSpec(fps=3, max_side=160), FrameSpec(count=8, max_side=96)}):
+        alone = decode(clip, sparse, False)
+        for segments in (3, 4):
+            parts = decode(clip, sparse, False, segments=segments)
+            for spec in sparse:
+                assert np.array_equal(alone.frames(spec).frames, one.frames(spec).frames), spec
+                assert np.array_equal(parts.frames(spec).frames, one.frames(spec).frames), (segments, spec)
 
 
 def test_each_size_made_from_a_smaller_copy_matches_a_direct_resize():
