@@ -122,27 +122,16 @@ def _store(batch: list[int], rgb, rows_by_index: dict, kept: dict) -> None:
         chains.setdefault(tuple(shapes), []).append(position)
     full = tuple(rgb.shape[1:3])
     frames = rgb.permute(0, 3, 1, 2).float()  # (B, 3, H, W), values 0..255
-    # Every size of the batch is queued, then copied into pinned host memory without waiting, and the host waits
-    # once per batch: under another process's kernels (video_llava's decode loop) each wait also waits for this
-    # process's next GPU time slice, so one wait per size per batch made the decode 1.3 -> 3.3 s (H200, 2026-12-04).
-    copies = []
     for shapes, positions in chains.items():
         source = frames[positions]
         for shape in shapes:
             if shape != full:
                 source = _area_resize(_integer_reduced(source, max(shape)), shape)
-            small = source.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-            host = torch.empty(small.shape, dtype=torch.uint8, pin_memory=rgb.is_cuda)
-            host.copy_(small, non_blocking=rgb.is_cuda)
-            copies.append((shape, positions, host))
-    if rgb.is_cuda:  # also before the decoder's next call reuses the surfaces `rgb` was stacked from
-        torch.cuda.current_stream(rgb.device).synchronize()
-    for shape, positions, host in copies:
-        host = host.numpy()
-        for k, position in enumerate(positions):
-            for spec, row in targets[position]:
-                if kept[spec].shape[1:3] == shape:
-                    kept[spec][row] = host[k]
+            host = source.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+            for k, position in enumerate(positions):
+                for spec, row in targets[position]:
+                    if kept[spec].shape[1:3] == shape:
+                        kept[spec][row] = host[k]
 
 
 def _integer_reduced(frames, max_side: int):
