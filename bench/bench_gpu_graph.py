@@ -16,6 +16,10 @@ object_detection = yolo11m.yaml, background_segmentation = yolo11n-seg.yaml. Tim
 production; the outputs mean nothing. Analyzers whose libraries or models are not on the machine report
 `unavailable`/`error`; the results list exactly which ran.
 
+`--set PATH=VALUE` changes a value of the app's args (both sides); `--variant NAME:PATH=VALUE;...` runs the graph
+again after the first with those values added, each on a fresh private Ray, so configurations compare within one
+lease (leases of the same card differed by ~30 % at c=8 on 2026-12-04).
+
 `--max-ongoing stage1_gpu_heavy=1` overrides a group's max_ongoing_requests (on 2026-11-25 the production value 4
 failed at c=8: CUDA-graph capture of the compiled video_llava decode on one thread broke the YOLO calls on another).
 `--compile-mode` defaults to max-autotune, production's: int8 weights (production's precision) decode ~10x slower
