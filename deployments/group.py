@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from analyzers.base import Analyzer, AnalyzerStatus, AnalyzerUnavailable, own_cuda_stream, pick_device
 from analyzers.media import MediaBundle
 from analyzers.registry import analyzer_class
+from deployments.launch import keep_replica_grpc_on_loopback
 from deployments.metrics import record_loaded, record_outcome
 from deployments.schema import AnalyzerOutcome, GroupCall, MediaRefs
 
@@ -99,6 +100,7 @@ def load_slot(name: str, settings: dict[str, Any] | None, device: str, backgroun
 class AnalyzerGroup:
     def __init__(self, group: str, analyzers: list[str], settings: dict[str, dict[str, Any]], timeouts: dict[str, float],
                  background: list[str] | None = None, switch_interval_s: float | None = None):
+        keep_replica_grpc_on_loopback()
         self.group = group
         if switch_interval_s is not None:  # before any analyzer thread starts (graph.GroupConfig says why)
             sys.setswitchinterval(switch_interval_s)

@@ -31,6 +31,7 @@ from analyzers._nvdec import unavailable_reason as nvdec_unavailable_reason
 from analyzers.media import Decoder, MediaBundle, MediaError, VideoMetadata, decode, probe
 from deployments import api_docs
 from deployments.jobs import HEARTBEAT_SECONDS, AnalyzerProgress, Job, JobStore, cache_key, callback_payload, check_callback_url
+from deployments.launch import keep_replica_grpc_on_loopback
 from deployments.planner import Plan, UnknownAnalyzers, frame_specs, make_plan, needs_audio
 from deployments.report_html import make_thumbnails, render_report
 from deployments.metrics import add_served_by_header, record_report
@@ -220,6 +221,7 @@ class _Prepared:
 @serve.ingress(app)
 class Ingress:
     def __init__(self, groups: dict[str, DeploymentHandle], analyzers: list[dict[str, Any]], settings: dict[str, Any]):
+        keep_replica_grpc_on_loopback()
         self.groups = groups
         self.infos = {a["name"]: AnalyzerInfo.model_validate(a) for a in analyzers}
         self.settings = IngressSettings.model_validate(settings)

@@ -48,20 +48,53 @@ def start_local_ray(num_cpus: float | None = None, num_gpus: float | None = None
     if ray.is_initialized():
         return ""  # already connected in this process
     temp_dir = tempfile.mkdtemp(prefix="rs-ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
-    ray.init(
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        _node_ip_address=LOOPBACK,
-        _temp_dir=temp_dir,
-        include_dashboard=dashboard,
-        dashboard_host=LOOPBACK,
-        dashboard_port=dashboard_port,
-        object_store_memory=object_store_bytes,
-        _metrics_export_port=metrics_export_port,
-        runtime_env={"env_vars": {"RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"], **(env_vars or {})}},
-        logging_level="WARNING",
-    )
+    # Ray 2.60 turns a loopback node address into the machine's reachable one (services.resolve_ip_for_localhost)
+    # unless multi-node clusters are off (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read once at `import ray`), and its
+    # GCS and raylets then listen on every interface: seen here as *:PORT. This Ray is one node by design, so
+    # clusters are off while it starts (and on again after: cluster/local_cluster.py starts real worker nodes).
+    from ray._private import ray_constants
+
+    clusters_enabled, ray_constants.ENABLE_RAY_CLUSTER = ray_constants.ENABLE_RAY_CLUSTER, False
+    try:
+        ray.init(
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            _node_ip_address=LOOPBACK,
+            _temp_dir=temp_dir,
+            include_dashboard=dashboard,
+            dashboard_host=LOOPBACK,
+            dashboard_port=dashboard_port,
+            object_store_memory=object_store_bytes,
+            _metrics_export_port=metrics_export_port,
+            runtime_env={"env_vars": {"RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"], **(env_vars or {})}},
+            logging_level="WARNING",
+        )
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = clusters_enabled
+    address = ray.util.get_node_ip_address()
+    if address != LOOPBACK:  # a Ray that resolves addresses another way: refuse rather than listen on the network
+        ray.shutdown()
+        raise RuntimeError(f"the private Ray came up on {address}, not {LOOPBACK}; refusing to serve from it")
     return temp_dir
+
+
+def keep_replica_grpc_on_loopback() -> None:
+    """Called first in every replica. Serve 2.60 starts an inter-deployment gRPC server in each replica on [::]:0,
+    every interface, with no setting to change it (serve/_private/replica.py); on a node whose address is 127.0.0.1
+    (start_local_ray, cluster/local_cluster.py) it is bound to 127.0.0.1 instead, where that node's replicas reach it.
+    Nodes of a real cluster keep Ray's binding."""
+    import ray
+    from ray.serve._private import replica
+
+    if ray.util.get_node_ip_address() != LOOPBACK or getattr(replica, "_reelscope_on_loopback", False):
+        return
+    bind = replica.add_port_to_grpc_server
+
+    def bind_on_loopback(server, address: str) -> int:
+        return bind(server, f"{LOOPBACK}:0" if address == "[::]:0" else address)
+
+    replica.add_port_to_grpc_server = bind_on_loopback
+    replica._reelscope_on_loopback = True
 
 
 def config_env_vars(config: dict[str, Any]) -> dict[str, str]:

