@@ -530,7 +530,8 @@ class Ingress:
         # while the frames are still decoding, the others when the frames are in the object store, each after
         # its own upstream analyzers (never a whole stage) have ended.
         # The `seek_first` analyzers' frames (video_llava's 8) come from a pass of their own, run beside the full
-        # one: the longest analyzer starts about a decode earlier (H200: 1.2 s of a 3.5 s request).
+        # one, so they start before it ends. Off in production: on one card the full decode then waited for GPU
+        # time slices behind video_llava and every other analyzer started later (BENCHMARKS.md, sixth GPU run).
         loop = asyncio.get_running_loop()
         audio_media: asyncio.Future[MediaRefs] = loop.create_future()
         first_media: asyncio.Future[MediaRefs] = loop.create_future()
@@ -574,7 +575,7 @@ class Ingress:
                     if first_pass:
                         await asyncio.wait([first_pass])
                         if not first_pass.cancelled():
-                            first_pass.exception()  # seen: when the full pass failed too, that error is the answer
+                            first_pass.exception()  # retrieved, not raised: the full pass's error is the answer
                 thumbnails = await asyncio.to_thread(
                     make_thumbnails, MediaBundle(metadata=metadata, frame_sets=first_sets | frames.frame_sets))
             decode_seconds = time.perf_counter() - decode_started
