@@ -496,7 +496,6 @@ def main(argv=None) -> int:
         for variant in args.variant:
             name, _, sets = variant.partition(":")
             extra = [item for item in sets.split(";") if item]
-            doc[f"variant {name}"] = {"set": extra}
             varied = production_config(ckpt, args.clip, data_dir, args.port, args.smoke, args.compile_mode, max_ongoing,
                                        args.placement, args.decode_loop, [*args.set, *extra])
             try:

@@ -70,8 +70,9 @@ class FakeGroup:
 
 @pytest.fixture
 def run(tmp_path, monkeypatch):
-    """Run one request through Ingress._analyze_core with fake groups and decode; returns (report, calls).
-    `decodes` lists the frame specs of each decode pass, in the order the passes began."""
+    """Run one request through Ingress._analyze_core with fake groups and decode; returns (report, calls,
+    frame_keys, decodes): the analyzers in call order, the frame-set keys each was handed, and the frame specs of
+    each decode pass in the order the passes began."""
     audio_started, llava_started = threading.Event(), threading.Event()
     state = {"seek_first": (), "first_pass_error": None}
     decodes: list[set] = []
