@@ -10,7 +10,12 @@ media.py keeps the plan (which source frames, which rows of which spec, thinning
 index gives the timestamps and keyframes) and this module only fills the same arrays, so a report's frame sets
 have the same frames, times and shapes whichever decoder ran. The pixels are not bit-identical to the CPU path:
 NVDEC's YUV->RGB conversion differs from FFmpeg's by a few levels; the resizes are OpenCV's area resampling done
-as matrix products, in the same order as on the CPU (tests/gpu/test_nvdec.py bounds the difference).
+as box means and matrix products, in the same order as on the CPU (tests/gpu/test_nvdec.py bounds the difference).
+
+Decoders are kept across decodes (`_DecoderPool`): building one (parser, decoder session, surface pool) is the
+costly part of a short decode, and a kept one is pointed at the next file with `reconfigure_decoder`. Each kept
+decoder has a CUDA stream of its own, which its colour conversion and our resizes and copies share: parts decoded
+at once then neither wait for each other's work nor for the process's legacy default stream.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from __future__ import annotations
 import functools
 import importlib.util
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 # Frames per decoder call: a batch of full-size frames is converted to float once for resizing
 # (16 x 1080x1920x3 x 4 bytes = 0.4 GB of GPU memory per part decoded at once, plus the smaller copies).
@@ -59,18 +66,13 @@ def decode_into(path: str, parts: list[tuple[int, list[int]]], rows_by_index: di
     reason = unavailable_reason()
     if reason:
         raise RuntimeError(f"NVDEC decoding is not available: {reason}")
-    import PyNvVideoCodec as nvc
     import torch
 
     device = torch.device("cuda", torch.cuda.current_device())
 
     def walk(indices: list[int]) -> None:
-        try:
-            decoder = nvc.SimpleDecoder(path, gpu_id=device.index, use_device_memory=True,
-                                        output_color_type=nvc.OutputColorType.RGB)
-        except Exception as exc:
-            raise error(f"NVDEC could not open the video stream: {str(exc).splitlines()[0][:200]}") from exc
-        with torch.cuda.device(device), torch.inference_mode():
+        with _POOL.lease(path, device.index, error) as (decoder, stream), torch.cuda.device(device), \
+                torch.cuda.stream(stream), torch.inference_mode():
             for start in range(0, len(indices), BATCH):
                 batch = indices[start:start + BATCH]
                 try:
@@ -93,6 +95,53 @@ def decode_into(path: str, parts: list[tuple[int, list[int]]], rows_by_index: di
     with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="nvdec-part") as pool:
         for job in [pool.submit(walk, run) for run in runs]:
             job.result()
+
+
+class _DecoderPool:
+    """Idle SimpleDecoders of this process, each with its CUDA stream, lent to one part of one decode at a time.
+
+    A decoder is built once (0.3 s is the cost others measured for cuvidCreateDecoder plus its surfaces; we build
+    `segments` of them per request) and then pointed at each next file by `reconfigure_decoder`, which keeps the
+    session when the stream fits it and builds what it must when not. The pool never holds more decoders than
+    were in use at once, which the ingress bounds (max_concurrent_decodes x decode_segments). A decoder whose
+    file failed is dropped, not returned: its state after a damaged stream is unknown."""
+
+    def __init__(self) -> None:
+        self._idle: list[tuple[object, object, int]] = []  # (decoder, torch stream, device index)
+        self._lock = threading.Lock()
+        self.built = 0  # decoders built so far (tests and benchmarks read it)
+
+    @contextmanager
+    def lease(self, path: str, device_index: int, error: type[Exception]):
+        import PyNvVideoCodec as nvc
+        import torch
+
+        with self._lock:
+            kept = next((entry for entry in self._idle if entry[2] == device_index), None)
+            if kept:
+                self._idle.remove(kept)
+        try:
+            if kept:
+                decoder, stream, _ = kept
+                decoder.reconfigure_decoder(path)
+            else:
+                stream = torch.cuda.Stream(device=device_index)
+                # one session per decoder: its internal cache of sessions for other stream shapes would hold
+                # surfaces for every shape it ever met, times the pool's size
+                decoder = nvc.SimpleDecoder(path, gpu_id=device_index, cuda_stream=stream.cuda_stream,
+                                            use_device_memory=True, output_color_type=nvc.OutputColorType.RGB,
+                                            decoder_cache_size=1)
+                with self._lock:
+                    self.built += 1
+        except Exception as exc:
+            raise error(f"NVDEC could not open the video stream: {str(exc).splitlines()[0][:200]}") from exc
+        yield decoder, stream  # an exception from the part propagates from here, and the decoder is dropped
+        stream.synchronize()  # nothing of this part may still run on the stream when the next lease starts
+        with self._lock:
+            self._idle.append((decoder, stream, device_index))
+
+
+_POOL = _DecoderPool()
 
 
 def _upright(rgb, display_shape: tuple[int, int], rotation: int, error: type[Exception]):
@@ -126,7 +175,9 @@ def _store(batch: list[int], rgb, rows_by_index: dict, kept: dict) -> None:
         source = frames[positions]
         for shape in shapes:
             if shape != full:
-                source = _area_resize(_integer_reduced(source, max(shape)), shape)
+                source = _integer_reduced(source, max(shape))
+                if tuple(source.shape[2:]) != shape:  # the box reduction often lands on the size itself
+                    source = _area_resize(source, shape)
             host = source.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
             for k, position in enumerate(positions):
                 for spec, row in targets[position]:
@@ -135,12 +186,18 @@ def _store(batch: list[int], rgb, rows_by_index: dict, kept: dict) -> None:
 
 
 def _integer_reduced(frames, max_side: int):
-    """media._integer_reduced on the GPU: a box reduction by the largest whole factor keeping the longer side."""
+    """media._integer_reduced on the GPU: a box reduction by the largest whole factor keeping the longer side.
+    A box mean, not a matrix product: at full size the product spent ~2 * H * W * h FLOPs per channel on weights
+    that are zero outside each box (~5 TFLOP per 30 s 1080x1920 clip), the mean reads each pixel once."""
+    import torch
+
     from analyzers.media import whole_reduction_factor
 
     h, w = frames.shape[2:]
     factor = whole_reduction_factor(h, w, max_side)
-    return frames if factor == 1 else _area_resize(frames, (h // factor, w // factor))
+    if factor == 1:
+        return frames
+    return torch.nn.functional.avg_pool2d(frames, factor).add_(0.5).floor_()  # uint8 rounding, as OpenCV's
 
 
 def _area_resize(frames, shape: tuple[int, int]):

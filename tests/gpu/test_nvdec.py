@@ -24,17 +24,24 @@ EVERY_FRAME = FrameSpec(max_side=160)  # full size for these clips: NVDEC's colo
 
 def make_clips(folder: Path) -> dict[str, Path]:
     """Moving noise (every frame differs from its neighbours) with a keyframe every 10 frames and B-frames, as
-    recorded (landscape) and tagged rotate=90 as phones do; and a colour test card."""
+    recorded (landscape), tagged rotate=90 as phones do, and at twice the size; and a colour test card."""
     from tests.synth import ffmpeg
 
     folder.mkdir(parents=True, exist_ok=True)
-    clips = {name: folder / f"{name}.mp4" for name in ("noise_gop10", "noise_gop10_rotated", "testcard")}
+    names = ("noise_gop10", "noise_gop10_rotated", "noise_gop10_320x192", "testcard")
+    clips = {name: folder / f"{name}.mp4" for name in names}
+
+    def noise(size: str, out: Path, *quality: str) -> None:
+        ffmpeg("-f", "lavfi", "-i", f"testsrc2=s={size}:r=25:d=4", "-vf", "noise=alls=40:allf=t", "-c:v", "libx264",
+               *quality, "-pix_fmt", "yuv420p", "-g", "10", "-bf", "2", str(out))
+
     if not clips["noise_gop10"].exists():
-        ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x96:r=25:d=4", "-vf", "noise=alls=40:allf=t", "-c:v", "libx264",
-               "-pix_fmt", "yuv420p", "-g", "10", "-bf", "2", str(clips["noise_gop10"]))
+        noise("160x96", clips["noise_gop10"])
         ffmpeg("-i", str(clips["noise_gop10"]), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(clips["noise_gop10_rotated"]))
         ffmpeg("-f", "lavfi", "-i", "smptehdbars=s=160x96:r=25:d=2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
                str(clips["testcard"]))
+    if not clips["noise_gop10_320x192"].exists():
+        noise("320x192", clips["noise_gop10_320x192"], "-crf", "36")  # small enough to carry to a GPU host
     return clips
 
 
@@ -96,6 +103,26 @@ def test_the_seek_first_pass_alone_gives_the_full_passs_frames(clips, segments):
         own = np.abs(cpu.frames[k].astype(np.int16) - alone.frames[row]).mean()
         neighbours = [np.abs(cpu.frames[j].astype(np.int16) - alone.frames[row]).mean() for j in (k - 1, k + 1)]
         assert own < 3.0 and own * 3 < min(neighbours), (k, own, neighbours)
+
+
+def test_kept_decoders_give_each_next_file_its_own_frames_whatever_its_size(clips):
+    """The decoders are kept between decodes and pointed at the next file (analyzers._nvdec._DecoderPool): a clip of
+    another size, a clip of other content, then the first clip again must each give their own frames k, and after
+    the first decode no decoder is built again."""
+    from analyzers import _nvdec
+
+    built_before = _nvdec._POOL.built
+    for name in ("noise_gop10", "noise_gop10_320x192", "testcard", "noise_gop10"):
+        cpu = decode(clips[name], {EVERY_FRAME}, False).frames(EVERY_FRAME).frames.astype(np.int16)
+        gpu = decode(clips[name], {EVERY_FRAME}, False, segments=2, decoder="nvdec").frames(EVERY_FRAME).frames
+        assert gpu.shape == cpu.shape, name
+        for k in range(len(gpu)):
+            own = np.abs(cpu[k] - gpu[k]).mean()
+            assert own < 3.0, (name, k, own)
+            if name != "testcard":  # the card does not move, so its neighbours are alike
+                neighbours = [np.abs(cpu[j] - gpu[k]).mean() for j in (k - 1, k + 1) if 0 <= j < len(cpu)]
+                assert own * 3 < min(neighbours), (name, k, own, neighbours)
+    assert _nvdec._POOL.built - built_before <= 2  # at most the first decode's two parts found none idle
 
 
 if __name__ == "__main__":  # make the clips for a GPU host without ffmpeg
