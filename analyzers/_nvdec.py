@@ -100,22 +100,22 @@ def decode_into(path: str, parts: list[tuple[int, list[int]]], rows_by_index: di
 class _DecoderPool:
     """Idle SimpleDecoders of this process, each with its CUDA stream, lent to one part of one decode at a time.
 
-    A decoder is built once (0.3 s is the cost others measured for cuvidCreateDecoder plus its surfaces; we build
+    A decoder is built once (0.3 s is the cost others measured for cuvidCreateDecoder plus its surfaces; we built
     `segments` of them per request) and then pointed at each next file by `reconfigure_decoder`, which keeps the
     session when the stream fits it and builds what it must when not. The pool never holds more decoders than
     were in use at once, which the ingress bounds (max_concurrent_decodes x decode_segments). A decoder whose
-    file failed is dropped, not returned: its state after a damaged stream is unknown."""
+    file failed is dropped, not returned: its state after a damaged stream is unknown. A kept decoder's demuxer
+    may keep its last file open until its next decode (not checked), so a deleted upload's disk space can stay
+    taken until then: at most one file per kept decoder."""
 
-    def __init__(self) -> None:
+    def __init__(self, build=None) -> None:
+        self._build = build or _new_decoder  # (path, device index) -> (decoder, stream); tests pass their own
         self._idle: list[tuple[object, object, int]] = []  # (decoder, torch stream, device index)
         self._lock = threading.Lock()
         self.built = 0  # decoders built so far (tests and benchmarks read it)
 
     @contextmanager
     def lease(self, path: str, device_index: int, error: type[Exception]):
-        import PyNvVideoCodec as nvc
-        import torch
-
         with self._lock:
             kept = next((entry for entry in self._idle if entry[2] == device_index), None)
             if kept:
@@ -125,12 +125,7 @@ class _DecoderPool:
                 decoder, stream, _ = kept
                 decoder.reconfigure_decoder(path)
             else:
-                stream = torch.cuda.Stream(device=device_index)
-                # one session per decoder: its internal cache of sessions for other stream shapes would hold
-                # surfaces for every shape it ever met, times the pool's size
-                decoder = nvc.SimpleDecoder(path, gpu_id=device_index, cuda_stream=stream.cuda_stream,
-                                            use_device_memory=True, output_color_type=nvc.OutputColorType.RGB,
-                                            decoder_cache_size=1)
+                decoder, stream = self._build(path, device_index)
                 with self._lock:
                     self.built += 1
         except Exception as exc:
@@ -139,6 +134,22 @@ class _DecoderPool:
         stream.synchronize()  # nothing of this part may still run on the stream when the next lease starts
         with self._lock:
             self._idle.append((decoder, stream, device_index))
+
+    def idle(self) -> int:
+        with self._lock:
+            return len(self._idle)
+
+
+def _new_decoder(path: str, device_index: int):
+    import PyNvVideoCodec as nvc
+    import torch
+
+    stream = torch.cuda.Stream(device=device_index)
+    # one session per decoder: its internal cache of sessions for other stream shapes would hold surfaces for
+    # every shape it ever met, times the pool's size
+    decoder = nvc.SimpleDecoder(path, gpu_id=device_index, cuda_stream=stream.cuda_stream, use_device_memory=True,
+                                output_color_type=nvc.OutputColorType.RGB, decoder_cache_size=1)
+    return decoder, stream
 
 
 _POOL = _DecoderPool()
