@@ -68,7 +68,7 @@ def parse_cell(cell: str) -> tuple[str, int, int]:
 
 # A 7B decode step's memory traffic: 14 GB of bf16 weights read by matrix-vector products, the token read back.
 BUSY_GPU_LOOP = """
-import sys, torch
+import torch
 weights = [torch.randn(4096, 53248, dtype=torch.bfloat16, device="cuda") for _ in range(32)]
 x = torch.randn(1, 4096, dtype=torch.bfloat16, device="cuda")
 print("ready", flush=True)
