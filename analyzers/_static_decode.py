@@ -21,7 +21,13 @@ queued behind its steps.
 
 Semantics match greedy `generate` exactly: the first token comes from the prefill, end-of-sequence tokens are
 masked until `min_new_tokens` are written, and the output stops after the first end-of-sequence token (which it
-includes). Only greedy decoding without extra logits processors is supported; `unsupported_reason` says when to
+includes).
+
+A sequence may carry a `TokenConstraint` (analyzers/_json_grammar.py: a JSON schema's grammar). Its row's logits are
+then masked to the tokens the grammar allows before the argmax, exactly as transformers' generate() does with
+xgrammar's logits processor; `min_new_tokens` does not apply to it (the grammar decides where it ends). The grammar
+must see each token before it can say which may come next, so while a constrained sequence is in flight every step
+reads its new tokens back: the one host sync per step that the loop otherwise avoids. Only greedy decoding without extra logits processors is supported; `unsupported_reason` says when to
 fall back. The model is only ever run on the decoder's own thread (CUDA graphs are recorded per thread); callers on
 any thread `submit` and wait.
 """
@@ -63,6 +69,7 @@ class _Sequence:
     max_new: int
     min_new: int
     ready: torch.cuda.Event | None = None  # the caller's copy of `inputs` to the device is done when this is
+    constraint: object | None = None  # a TokenConstraint: the grammar its tokens must follow
     future: Future = field(default_factory=Future)
     row: int = -1
     first_slot: int = -1  # the slot whose input token is this sequence's first new token
@@ -110,9 +117,13 @@ class StaticGreedyDecoder:
         self._eos_blocked_until = torch.zeros(rows, dtype=torch.long, device=device)  # min_new_tokens, as a slot
         self._slot = torch.zeros(1, dtype=torch.long, device=device)  # the slot the next step writes
         self._slot_ids = torch.arange(max_cache_len, device=device)
+        # Grammar masks of constrained rows (analyzers/_json_grammar.py): filled on the host, one bit per token,
+        # copied to the device each step; made on first use, once the logits' width is known.
+        self._bitmask_host: torch.Tensor | None = None
+        self._bitmask: torch.Tensor | None = None
         self._compiled = compile_mode is not None
         # how the rows were used, for benchmarks and tests: mean occupancy = row_steps / steps
-        self.stats = {"steps": 0, "row_steps": 0, "fresh_batches": 0, "joined_running": 0}
+        self.stats = {"steps": 0, "row_steps": 0, "fresh_batches": 0, "joined_running": 0, "constrained_steps": 0}
 
         def compile_step(cache):
             step = lambda tokens, starts, slot: self._next_logits(cache, tokens, starts, slot)  # noqa: E731
@@ -141,32 +152,36 @@ class StaticGreedyDecoder:
                 return f"the model's generation_config sets {name}, which this loop does not apply"
         return None
 
-    def submit(self, inputs: Mapping[str, torch.Tensor], max_new_tokens: int, min_new_tokens: int = 0) -> Future:
+    def submit(self, inputs: Mapping[str, torch.Tensor], max_new_tokens: int, min_new_tokens: int = 0,
+               constraint=None) -> Future:
         """Queue one prompt (a batch of one, already on the model's device); the future holds its new token ids
-        (1-D, on the CPU), ending with the first end-of-sequence token if one came."""
-        return self.submit_together([inputs], max_new_tokens, min_new_tokens)[0]
+        (1-D, on the CPU), ending with the first end-of-sequence token if one came. `constraint` (a fresh
+        TokenConstraint) limits every token to what its grammar allows."""
+        return self.submit_together([inputs], max_new_tokens, min_new_tokens, [constraint])[0]
 
     def submit_together(self, prompts: list[Mapping[str, torch.Tensor]], max_new_tokens: int,
-                        min_new_tokens: int = 0) -> list[Future]:
+                        min_new_tokens: int = 0, constraints: list | None = None) -> list[Future]:
         """Queue prompts that the decoder sees at the same moment, so they start in one batch when rows are free
         (warm-up uses it to record the all-rows step; a benchmark, to measure a full batch)."""
         sequences = []
-        for inputs in prompts:
+        constraints = constraints or [None] * len(prompts)
+        for inputs, constraint in zip(prompts, constraints, strict=True):
             if int(inputs["input_ids"].shape[0]) != 1:
                 raise ValueError("submit one sequence per prompt; the decoder batches them")
             reason = self.unsupported_reason(int(inputs["input_ids"].shape[1]), max_new_tokens)
             if reason:
                 raise ValueError(reason)
             prompt = {k: v for k, v in inputs.items() if k != "attention_mask"}  # one sequence: no padding to mask
-            sequences.append(_Sequence(prompt, max(1, max_new_tokens), min(min_new_tokens, max_new_tokens),
-                                       self._caller_done()))
+            min_new = 0 if constraint is not None else min(min_new_tokens, max_new_tokens)
+            sequences.append(_Sequence(prompt, max(1, max_new_tokens), min_new, self._caller_done(), constraint))
         if not self._thread.is_alive():
             raise RuntimeError("the decoder was closed")
         self._queue.put(sequences)
         return [seq.future for seq in sequences]
 
-    def generate(self, inputs: Mapping[str, torch.Tensor], max_new_tokens: int, min_new_tokens: int = 0) -> torch.Tensor:
-        return self.submit(inputs, max_new_tokens, min_new_tokens).result()
+    def generate(self, inputs: Mapping[str, torch.Tensor], max_new_tokens: int, min_new_tokens: int = 0,
+                 constraint=None) -> torch.Tensor:
+        return self.submit(inputs, max_new_tokens, min_new_tokens, constraint).result()
 
     def call(self, fn: Callable[[], object]):
         """Run `fn()` on the model's thread between decode steps and return its result (e.g. a generate() fallback,
@@ -231,10 +246,10 @@ class StaticGreedyDecoder:
                     if not waiting and self.model.device.type == "cuda":
                         torch.cuda.empty_cache()  # idle: give activation memory back to the card's other groups
                     continue
-                self._step(active, slot)
+                grammar_done = self._step(active, slot)
                 slot += 1
                 steps_since_check += 1
-                due = any(self._length(seq, slot) >= seq.max_new for seq in active.values())
+                due = grammar_done or any(self._length(seq, slot) >= seq.max_new for seq in active.values())
                 if due or steps_since_check >= self.check_every:
                     self._retire(active, slot)
                     steps_since_check = 0
@@ -311,7 +326,11 @@ class StaticGreedyDecoder:
             layer.values[row, :, slot - length : slot].copy_(prompt.values[0, :, :length])
         if seq.min_new > 0 and self._eos.numel():
             logits = logits.index_fill(-1, self._eos, float("-inf"))
+        if seq.constraint is not None:
+            logits = self._apply_grammar(logits, {0: seq})
         self._tokens[row, slot] = logits.argmax(-1)[0]
+        if seq.constraint is not None:
+            seq.constraint.accept(int(self._tokens[row, slot]))
         self._starts[row] = slot - length
         self._eos_blocked_until[row] = slot + seq.min_new  # an end token is allowed from the min_new-th new token on
         seq.first_slot = slot
@@ -337,7 +356,8 @@ class StaticGreedyDecoder:
             if layer.is_initialized:
                 layer.cumulative_length.fill_(slot)
 
-    def _step(self, active: dict[int, _Sequence], slot: int) -> None:
+    def _step(self, active: dict[int, _Sequence], slot: int) -> bool:
+        """One decode step for every active row; True when a constrained sequence's grammar has just finished."""
         lone = len(active) == 1 and 0 in active
         rows = 1 if lone else self.rows
         if self._compiled:  # the previous replay's output was consumed (copied into _tokens)
@@ -350,10 +370,40 @@ class StaticGreedyDecoder:
                 self._eos_columns[self._eos] = True
             blocked = self._slot + 1 < self._eos_blocked_until[:rows]  # the token written now is new token slot+1-first
             logits = logits.masked_fill(blocked[:, None] & self._eos_columns, float("-inf"))
+        constrained = {row: seq for row, seq in active.items() if seq.constraint is not None}
+        if constrained:
+            logits = self._apply_grammar(logits, constrained)
         self._tokens[:rows, slot + 1] = logits.argmax(-1)
         self._slot += 1
         self.stats["steps"] += 1
         self.stats["row_steps"] += len(active)
+        if not constrained:
+            return False
+        self.stats["constrained_steps"] += 1
+        written = self._tokens[:rows, slot + 1].cpu()  # the grammar must see this token before the next mask
+        for row, seq in constrained.items():
+            seq.constraint.accept(int(written[row]))
+        return any(seq.constraint.finished for seq in constrained.values())
+
+    def _apply_grammar(self, logits: torch.Tensor, constrained: Mapping[int, _Sequence]) -> torch.Tensor:
+        """`logits` (one row per cache row in use) with each constrained row limited to its grammar's next tokens;
+        other rows keep every token."""
+        from analyzers._json_grammar import mask_logits
+
+        rows, vocab = logits.shape
+        if self._bitmask_host is None:
+            words = -(-vocab // 32)
+            pin = logits.device.type == "cuda"
+            self._bitmask_host = torch.full((self.rows, words), -1, dtype=torch.int32, pin_memory=pin)
+            self._bitmask = torch.empty_like(self._bitmask_host, device=logits.device)
+        host = self._bitmask_host[:rows]
+        host.fill_(-1)
+        for row, seq in constrained.items():
+            seq.constraint.fill_mask(host, row)
+        # The host buffer is rewritten only after the next read-back, which waits for this copy on the same stream.
+        mask = self._bitmask[:rows]
+        mask.copy_(host, non_blocking=True)
+        return mask_logits(logits, mask)
 
     @staticmethod
     def _length(seq: _Sequence, slot: int) -> int:

@@ -4,6 +4,10 @@ Models wrap JSON in prose or code fences, and sometimes break it, so parsing is 
 (`parse_description`), and invalid output gets exactly one repair generation that sees the broken text and
 the error (`describe`). If that fails too the caller keeps the raw text: a report never holds a description
 the model did not write. Everything here is a pure function of a `generate_fn`, so it is tested without a model.
+
+Decoded under `description_schema()`'s grammar (analyzers/_json_grammar.py), the text is always valid JSON of the
+schema unless the token budget cut it off; a repair cannot bring back what was cut, so `describe(...,
+constrained=True)` asks once and says so instead.
 """
 
 from __future__ import annotations
@@ -42,6 +46,27 @@ class VideoDescription(BaseModel):
 
 
 DESCRIPTION_KEYS = tuple(VideoDescription.model_fields)
+
+# Bounds the grammar adds to the schema (VideoDescription itself takes any length): greedy decoding of a small
+# model can repeat a list item or a phrase until the token budget runs out; a bound ends the field instead.
+GRAMMAR_MAX_ITEMS = 10
+GRAMMAR_MAX_CHARS = {"summary": 600, "item": 120, "other": 200}
+
+
+def description_schema() -> dict:
+    """The JSON schema a constrained description follows: VideoDescription's keys, all required and in order,
+    lists of at most GRAMMAR_MAX_ITEMS strings, strings of bounded length."""
+    from analyzers._json_grammar import required_everywhere  # pure JSON handling, no model library
+
+    schema = required_everywhere(VideoDescription.model_json_schema())
+    for name, prop in schema["properties"].items():
+        if prop.get("type") == "array":
+            prop["maxItems"] = GRAMMAR_MAX_ITEMS
+            prop["items"] = {"type": "string", "maxLength": GRAMMAR_MAX_CHARS["item"]}
+        for option in [prop, *prop.get("anyOf", [])]:
+            if option.get("type") == "string":
+                option["maxLength"] = GRAMMAR_MAX_CHARS.get(name, GRAMMAR_MAX_CHARS["other"])
+    return schema
 JSON_SHAPE = (
     '{"summary": "2-3 sentences on what happens", "setting": "where it takes place", '
     '"people_and_actions": ["who is visible and what they do"], "objects_and_products": ["notable objects, products, brands"], '
@@ -72,8 +97,10 @@ class DescriptionParseError(ValueError):
 
 
 def extract_json_object(text: str) -> dict:
-    """The first JSON object in `text`, ignoring prose and ``` fences around it."""
-    decoder = json.JSONDecoder()
+    """The first JSON object in `text`, ignoring prose and ``` fences around it. Raw control characters (a literal
+    newline or tab) inside strings are accepted: strict JSON forbids them, models write them, and xgrammar's
+    length-bounded strings let them through (its plain strings do not), so they are not worth a failed parse."""
+    decoder = json.JSONDecoder(strict=False)
     first_error: str | None = None
     start = text.find("{")
     while start != -1:
@@ -117,13 +144,20 @@ class DescribeOutcome:
     generations: list[Generation] = field(default_factory=list)
 
 
-def describe(generate_fn: GenerateFn, frame_count: int) -> DescribeOutcome:
-    """Ask for the description; on invalid output ask once to repair it (text only: fixing syntax needs no pixels)."""
+def describe(generate_fn: GenerateFn, frame_count: int, constrained: bool = False) -> DescribeOutcome:
+    """Ask for the description; on invalid output ask once to repair it (text only: fixing syntax needs no pixels).
+
+    `constrained`: generate_fn decodes under description_schema()'s grammar, so invalid output can only be output
+    the token budget cut short; it is reported as such, without a repair."""
     first = generate_fn(describe_instruction(frame_count), True)
     try:
         return DescribeOutcome(parse_description(first.text), "ok", None, [first])
     except DescriptionParseError as exc:
         error = str(exc)
+    if constrained:
+        return DescribeOutcome(None, "failed", f"{error}: the JSON was cut off after {first.generated_tokens} new tokens "
+                               "(decoded under the schema's grammar, so only the token budget can leave it "
+                               "incomplete; raise max_new_tokens)", [first])
     second = generate_fn(repair_instruction(first.text, error), False)
     try:
         return DescribeOutcome(parse_description(second.text), "repaired", None, [first, second])
