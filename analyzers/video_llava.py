@@ -2,7 +2,9 @@
 
 The prompt, the tolerant JSON parser and the one-repair loop live in `analyzers/_video_description.py` as pure
 functions; this file loads the model and feeds them a `generate` function. When even the repaired text is not
-valid, the raw text is kept and `parse_status` says "failed".
+valid, the raw text is kept and `parse_status` says "failed". By default the description is decoded under its JSON
+schema's grammar (`json_grammar`, analyzers/_json_grammar.py), so it parses at the first attempt unless
+`max_new_tokens` cuts it off, and no request pays for a repair generation.
 
 Frames: 8, as the replaced system used (the 7B model was trained with up to 32, and every frame costs 144
 prompt tokens after pooling). The count is a class-level need read by the ingress before any instance exists,
@@ -29,6 +31,7 @@ from analyzers._video_description import (  # noqa: F401  (re-exported: the pars
     VideoDescription,
     describe,
     describe_instruction,
+    description_schema,
     parse_description,
 )
 from analyzers.base import Analyzer, AnalyzerUnavailable, FrameSpec, Needs
@@ -45,6 +48,8 @@ class VideoLlavaResult(BaseModel):
     raw_text: str = Field(..., description="What the model wrote for the description prompt, verbatim.")
     repair_raw_text: str | None = Field(None, description="What it wrote when asked to repair invalid JSON.")
     frames_used: list[float] = Field(..., description="Timestamps (s) of the frames the model saw.")
+    json_grammar: bool = Field(False, description="Decoded under the description's JSON schema: every token was "
+                               "checked, so 'failed' means max_new_tokens cut the JSON off.")
     attempts: int
     prompt_tokens: int = Field(..., description="Summed over attempts.")
     generated_tokens: int = Field(..., description="Summed over attempts.")
@@ -93,6 +98,11 @@ class VideoLlavaSettings(BaseModel):
     )
     question_tokens: int = Field(
         512, ge=0, description="static_greedy: cache room for an /ask question beyond the description prompt's length."
+    )
+    json_grammar: bool = Field(
+        True, description="Decode the description under its JSON schema (xgrammar): each token must keep the text "
+        "valid JSON of the schema, so it parses without a repair generation. One host sync per decode step (the "
+        "grammar must see each token). False: free text, tolerant parsing and one repair."
     )
     attn_implementation: str | None = Field("sdpa", description="e.g. 'sdpa', 'eager', 'flash_attention_2'.")
     frame_fit: Literal["pad", "crop"] = Field("pad", description="pad: whole frame letterboxed; crop: processor's centre crop.")
@@ -195,6 +205,7 @@ class VideoLlava(Analyzer):
         self._compute_dtype = None
         self._lock = threading.Lock()  # one generate() at a time per replica when there is no decoder thread
         self._decoder = None  # StaticGreedyDecoder when decode_loop is static_greedy: it owns the model's thread
+        self._grammar = None  # JsonGrammar of the description schema when settings.json_grammar
         self._fallback_reasons: set[str] = set()
 
     @property
@@ -255,16 +266,29 @@ class VideoLlava(Analyzer):
             quantize_linears_int8(self._model.model.language_model)
             if on_gpu:
                 torch.cuda.empty_cache()  # the bf16 weights just replaced
+        if s.json_grammar:
+            self._grammar = self._description_grammar()
         self.prepare_decoding()
         if s.warmup:
             self.warm_up()
+
+    def _description_grammar(self):
+        from analyzers._json_grammar import JsonGrammar, JsonGrammarUnavailable
+
+        eos = self._model.generation_config.eos_token_id
+        eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+        vocab = int(self._model.get_output_embeddings().weight.shape[0])  # the logits' width (past the tokenizer's)
+        try:
+            return JsonGrammar(self._processor.tokenizer, vocab, description_schema(), eos)
+        except JsonGrammarUnavailable as exc:
+            raise AnalyzerUnavailable(f"{exc}; install xgrammar or set json_grammar: false") from exc
 
     def warm_up(self) -> None:
         """Generate on a dummy video, so no request pays for compiling: once alone (a lone request's step) and,
         with batch rows, twice at once (the all-rows step)."""
         dummy = np.full((LLAVA_FRAMES.count, 336, 336, 3), 128, dtype=np.uint8)
         instruction, tokens = describe_instruction(len(dummy)), self.settings.warmup_tokens
-        self.generate(dummy, instruction, True, stop_after=tokens)
+        self.generate(dummy, instruction, True, stop_after=tokens, constrained=self._grammar is not None)
         if self._decoder is not None and self._decoder.rows > 1:
             inputs = self.encode(dummy, instruction, True)
             for future in self._decoder.submit_together([inputs, inputs], tokens, tokens):
@@ -310,8 +334,10 @@ class VideoLlava(Analyzer):
             inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self._compute_dtype)
         return inputs
 
-    def generate(self, frames: np.ndarray, instruction: str, with_video: bool, stop_after: int | None = None) -> Generation:
-        """One generation; `stop_after` ends it early without changing the cache size (used by warm-up)."""
+    def generate(self, frames: np.ndarray, instruction: str, with_video: bool, stop_after: int | None = None,
+                 constrained: bool = False) -> Generation:
+        """One generation; `stop_after` ends it early without changing the cache size (used by warm-up);
+        `constrained` decodes under the description schema's grammar (min_new_tokens then does not apply)."""
         import torch
 
         if self._model is None:
@@ -321,11 +347,15 @@ class VideoLlava(Analyzer):
         inputs = self.encode(frames, instruction, with_video)
         prompt_tokens = int(inputs["input_ids"].shape[1])
         max_new = stop_after or s.max_new_tokens
+        if constrained and self._grammar is None:
+            raise ValueError("constrained generation needs json_grammar: true")
+        min_new = 0 if constrained else min(s.min_new_tokens, max_new)
         if self._decoder is not None:
             reason = self._decoder.unsupported_reason(prompt_tokens, max_new)
             if reason is None:
                 prepared = time.perf_counter()
-                new_tokens = self._decoder.generate(inputs, max_new, min(s.min_new_tokens, max_new))
+                constraint = self._grammar.constraint() if constrained else None
+                new_tokens = self._decoder.generate(inputs, max_new, min_new, constraint)
                 return self._finish(new_tokens, prompt_tokens, started, prepared)
             if reason not in self._fallback_reasons:
                 self._fallback_reasons.add(reason)
@@ -335,8 +365,12 @@ class VideoLlava(Analyzer):
             "do_sample": s.temperature > 0,
             "pad_token_id": self._processor.tokenizer.pad_token_id,
         }
-        if s.min_new_tokens:
-            kwargs["min_new_tokens"] = s.min_new_tokens
+        if min_new:
+            kwargs["min_new_tokens"] = min_new
+        if constrained:
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList([self._grammar.logits_processor()])
         if s.temperature > 0:
             kwargs["temperature"] = s.temperature
         if s.cache_implementation:
@@ -368,8 +402,10 @@ class VideoLlava(Analyzer):
     def analyze(self, media, upstream: Mapping[str, BaseModel]) -> VideoLlavaResult:
         frame_set = media.frames(self.needs.frames)
         frames, timestamps = frame_set.frames, frame_set.timestamps
+        constrained = self._grammar is not None
         try:
-            outcome = describe(lambda text, with_video: self.generate(frames, text, with_video), len(frames))
+            outcome = describe(lambda text, with_video: self.generate(frames, text, with_video, constrained=constrained),
+                               len(frames), constrained=constrained)
         finally:
             self._release_gpu_cache()
         gens = outcome.generations
@@ -380,6 +416,7 @@ class VideoLlava(Analyzer):
             raw_text=gens[0].text,
             repair_raw_text=gens[1].text if len(gens) > 1 else None,
             frames_used=[round(float(t), 3) for t in timestamps],
+            json_grammar=constrained,
             attempts=len(gens),
             prompt_tokens=sum(g.prompt_tokens for g in gens),
             generated_tokens=sum(g.generated_tokens for g in gens),

@@ -2,7 +2,7 @@
 # Builds .gpu-carry/ (git ignores it): what the bare GPU machine lacks for bench/bench_gpu_graph.py, packed to fit
 # the 64 MiB a device call may carry. Run here, from the repo root; `source bench/gpu_setup.sh` unpacks it there.
 #   ray/ray.tar.xz   Ray 2.60 (../shared/gpu/prepare-ray-carry.sh)
-#   deps.tar.xz      Serve's missing dependencies + decord, ultralytics, lap, thop: wheels unpacked and xz-packed
+#   deps.tar.xz      Serve's missing dependencies + decord, ultralytics, lap, thop, xgrammar: wheels unpacked and xz-packed
 #                    together (29 MB as wheels, 21 MB so), installed by unpacking into /tmp/site
 #   nvdec.tar.xz     PyNvVideoCodec 2.2.4 without its samples, bundled FFmpeg source and CUDA 12.1 module (26 -> 5.4 MB)
 #   graph/social_30s_1080x1920.mp4   the benchmark clip (bench/clips.py, re-encoded at crf 32: 3.6 MB)
@@ -17,7 +17,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 [ -f $carry/ray/ray.tar.xz ] || ../shared/gpu/prepare-ray-carry.sh $carry/ray
 if [ ! -f $carry/deps.tar.xz ]; then
-  python3 -m pip download -q --no-deps "${plat[@]}" -d $carry/ray/whl decord==0.6.0 ultralytics==8.4.190 lap==0.5.13 ultralytics-thop==2.2.3
+  python3 -m pip download -q --no-deps "${plat[@]}" -d $carry/ray/whl decord==0.6.0 ultralytics==8.4.190 lap==0.5.13 ultralytics-thop==2.2.3 \
+    xgrammar==0.2.9 apache-tvm-ffi==0.1.15.post2
   mkdir -p "$tmp/site"
   for w in $carry/ray/whl/*.whl; do unzip -q -o "$w" -d "$tmp/site"; done
   tar -C "$tmp/site" -cf - . | xz -T0 -9 > $carry/deps.tar.xz

@@ -77,3 +77,35 @@ def test_compiled_batched_rows_write_what_each_prompt_writes_alone(models):
         assert decoder.stats["joined_running"] >= 1
     finally:
         decoder.close()
+
+
+def test_compiled_rows_under_the_json_grammar_write_what_generate_with_its_processor_writes(models):
+    """The grammar's mask on the device (pinned host bitmask, copied on the decoder's stream, one read-back per step)
+    beside free rows, through the compiled steps."""
+    from analyzers._static_decode import StaticGreedyDecoder
+
+    reference = models
+    grammar = reference._grammar
+    prompts = _prompts(reference)
+    constrained = [True, False, True, True]
+    expected = []
+    for (inputs, max_new, min_new), c in zip(prompts, constrained):
+        if c:
+            out = reference._model.generate(**inputs, max_new_tokens=max_new, do_sample=False,
+                                            logits_processor=[grammar.logits_processor()])
+            expected.append(out[0, inputs["input_ids"].shape[1]:].tolist())
+        else:
+            expected.append(_expected(reference, inputs, max_new, min_new))
+    longest = max(p[0]["input_ids"].shape[1] for p in prompts) + 24
+    decoder = StaticGreedyDecoder(reference._model, -(-longest // 64) * 64, rows=4, check_every=4,
+                                  compile_mode="reduce-overhead" if DEVICE == "cuda" else None)
+    try:
+        alone = decoder.submit(*prompts[0], grammar.constraint()).result(timeout=300).tolist()
+        assert alone == expected[0]
+        assert reference.processor.tokenizer.decode(alone).startswith('{"summary": "')
+        futures = [decoder.submit(*p, grammar.constraint() if c else None) for p, c in zip(prompts, constrained)]
+        for future, want in zip(futures, expected):
+            assert future.result(timeout=120).tolist() == want
+        assert decoder.stats["constrained_steps"] > 0
+    finally:
+        decoder.close()

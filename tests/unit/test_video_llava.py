@@ -105,6 +105,14 @@ def test_describe_gives_up_after_one_repair_and_keeps_both_texts():
     assert len(gen.calls) == 2
 
 
+def test_describe_under_the_grammar_asks_once_and_blames_the_token_budget():
+    gen = ScriptedGenerate('{"summary": "A dog runs thro')
+    outcome = describe(gen, frame_count=8, constrained=True)
+    assert outcome.status == "failed" and outcome.description is None and len(gen.calls) == 1
+    assert "invalid JSON" in outcome.error and "cut off after 10 new tokens" in outcome.error
+    assert describe(ScriptedGenerate(GOOD), frame_count=8, constrained=True).status == "ok"
+
+
 # ---------- frames ----------
 COLOURS = {"red": (255, 0, 0), "lime": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0),
            "cyan": (0, 255, 255), "magenta": (255, 0, 255), "white": (255, 255, 255), "black": (0, 0, 0)}
@@ -200,10 +208,21 @@ def test_prompt_carries_the_video_tokens(tiny, media):
     assert "<video>" not in tiny.build_prompt("What happens?", with_video=False)
 
 
-def test_end_to_end_random_weights_fail_to_parse_and_keep_raw_text(tiny, media):
+@pytest.fixture(scope="module")
+def tiny_free_text(tiny_llava_dir):
+    """Without the JSON grammar: free text, tolerant parsing and one repair."""
+    analyzer = VideoLlava({"model": str(tiny_llava_dir), "precision": "fp32", "max_new_tokens": 24,
+                           "local_files_only": True, "json_grammar": False})
+    analyzer.load("cpu")
+    return analyzer
+
+
+def test_end_to_end_random_weights_fail_to_parse_and_keep_raw_text(tiny_free_text, media):
+    tiny = tiny_free_text
     result = tiny.analyze(media, {})
     assert isinstance(result, VideoLlavaResult)
     assert result.parse_status == "failed" and result.description is None and result.attempts == 2
+    assert result.json_grammar is False and not result.raw_text.startswith('{"summary": "')
     assert result.raw_text and result.repair_raw_text is not None
     assert result.frames_used == [round(t, 3) for t in media.frames(LLAVA_FRAMES).timestamps.tolist()]
     assert 0 < result.generated_tokens <= 2 * 24
@@ -211,6 +230,32 @@ def test_end_to_end_random_weights_fail_to_parse_and_keep_raw_text(tiny, media):
     assert result.model == f"{tiny.settings.model} (fp32, cpu)"
     # greedy decoding: the same request writes the same text
     assert tiny.analyze(media, {}).raw_text == result.raw_text
+
+
+# ---------- the description under its JSON schema's grammar (the default) ----------
+def test_under_the_grammar_a_cut_off_description_is_one_attempt_that_says_why(tiny, media):
+    result = tiny.analyze(media, {})
+    assert result.json_grammar is True and result.attempts == 1 and result.repair_raw_text is None
+    assert result.parse_status == "failed" and result.generated_tokens == 24
+    assert result.raw_text.startswith('{"summary": "')  # random weights write JSON only because of the mask
+    assert "cut off after 24 new tokens" in result.parse_error and "raise max_new_tokens" in result.parse_error
+
+
+@pytest.mark.parametrize("decode_loop", ["generate", "static_greedy"])
+def test_under_the_grammar_random_weights_write_a_description_that_parses(tiny_llava_dir, media, decode_loop):
+    """Given the tokens it needs, even a random model's text is a complete, valid description at the first attempt,
+    and our loop writes exactly what generate() with xgrammar's logits processor writes."""
+    settings = {"model": str(tiny_llava_dir), "precision": "fp32", "local_files_only": True, "max_new_tokens": 4000,
+                "min_new_tokens": 50}  # min_new_tokens must not apply under the grammar: it decides the end
+    analyzer = VideoLlava(settings | {"decode_loop": decode_loop})
+    analyzer.load("cpu")
+    result = analyzer.analyze(media, {})
+    assert result.parse_status == "ok" and result.attempts == 1 and result.parse_error is None
+    assert result.description == parse_description(result.raw_text) and result.description.summary
+    assert result.generated_tokens < 4000
+    reference = VideoLlava(settings | {"decode_loop": "generate"})
+    reference.load("cpu")
+    assert reference.analyze(media, {}).raw_text == result.raw_text
 
 
 def test_ask_answers_from_the_same_frames(tiny, media):
@@ -373,6 +418,33 @@ def test_batched_rows_stop_each_at_its_own_first_end_token(tiny_llava_dir, media
         decoder.close()
 
 
+def test_batched_rows_under_the_grammar_and_free_rows_each_write_what_they_write_alone(tiny_llava_dir, media):
+    """A constrained row masks only its own logits: free rows beside it (an /ask) are untouched, and each constrained
+    row follows its own grammar state, token for token what generate() with xgrammar's processor writes."""
+    from analyzers._static_decode import StaticGreedyDecoder
+
+    reference, loop = _pair(tiny_llava_dir, max_new_tokens=24)
+    grammar = loop._grammar
+    prompts = _prompts(reference, media)
+    constrained = [True, False, True, False]
+    decoder = StaticGreedyDecoder(loop._model, loop._decoder.max_cache_len, check_every=3, rows=4)
+    try:
+        futures = [decoder.submit(inputs, n, m, grammar.constraint() if c else None)
+                   for (inputs, n, m), c in zip(prompts, constrained)]
+        for (inputs, n, m), c, future in zip(prompts, constrained, futures):
+            if c:
+                out = reference._model.generate(**inputs, max_new_tokens=n, do_sample=False,
+                                                logits_processor=[grammar.logits_processor()])
+                expected = out[0, inputs["input_ids"].shape[1]:].tolist()
+                assert reference.processor.tokenizer.decode(expected).startswith('{"summary": "')
+            else:
+                expected = _expected(reference, inputs, n, m)
+            assert future.result(timeout=60).tolist() == expected
+        assert decoder.stats["constrained_steps"] > 0 and decoder.stats["row_steps"] > decoder.stats["steps"]
+    finally:
+        decoder.close()
+
+
 def test_the_decoder_refuses_what_does_not_fit_and_fails_what_waits_when_closed(tiny_llava_dir, media):
     from analyzers._static_decode import StaticGreedyDecoder
 
@@ -410,8 +482,9 @@ def test_warm_up_runs_the_lone_row_step_and_the_all_rows_step(tiny_llava_dir):
     analyzer = VideoLlava(settings)
     analyzer.load("cpu")
     stats = analyzer._decoder.stats
-    # alone: 4 steps on one row; together: 4 steps on two rows (each prompt's first token comes from its prefill)
-    assert stats == {"steps": 8, "row_steps": 12, "fresh_batches": 2, "joined_running": 0}
+    # alone: 4 steps on one row, under the description's grammar as a request's are; together: 4 steps on two rows
+    # (each prompt's first token comes from its prefill)
+    assert stats == {"steps": 8, "row_steps": 12, "fresh_batches": 2, "joined_running": 0, "constrained_steps": 4}
 
 
 def test_batch_rows_need_the_static_greedy_loop_and_a_maskable_attention():
