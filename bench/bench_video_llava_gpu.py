@@ -217,7 +217,9 @@ def bench_precision(precision: str, args, ckpt: Path, device: str, rec: Recorder
 
 def bench_batching(analyzer, precision: str, rows: int, args, device: str, rec: "Recorder") -> None:
     """The static greedy loop with `rows` batch rows: c describe prompts handed to it at once (c = each of
-    args.concurrency), all forced to n new tokens. Wall until the last one is done, against c x the lone request."""
+    args.concurrency), all forced to n new tokens. Wall until the last one is done, against c x the lone request.
+    With --json-grammar, each (n, c) again with every prompt under the description's JSON grammar (one host read-back
+    per step; min_new_tokens does not apply there, so rows count the tokens written)."""
     import torch
 
     from analyzers.video_llava import describe_instruction
@@ -235,27 +237,29 @@ def bench_batching(analyzer, precision: str, rows: int, args, device: str, rec: 
     decoder = analyzer._decoder
     frames = test_frames()
     inputs = analyzer.encode(frames, describe_instruction(len(frames)), True)
-    for n in args.tokens:
-        for c in args.concurrency:
-            walls, before = [], dict(decoder.stats)
-            for _ in range(args.repeats):
-                if cuda:
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                for future in decoder.submit_together([inputs] * c, n, n):
-                    future.result()
-                walls.append(time.perf_counter() - t0)
-            steps = decoder.stats["steps"] - before["steps"]
-            row_steps = decoder.stats["row_steps"] - before["row_steps"]
-            wall = statistics.median(walls)
-            row = {"precision": precision, "phase": "batch", "batch_rows": rows, "concurrency": c, "new_tokens": n,
-                   "compile_mode": mode or "none", "warmup_s": warm_s, "prompt_tokens": int(inputs["input_ids"].shape[1]),
-                   "cache_slots": decoder.max_cache_len, "wall_s": round(wall, 3),
-                   "tokens_per_s": round(c * n / wall, 1), "mean_rows_per_step": round(row_steps / max(steps, 1), 2),
-                   "repeats": args.repeats}
+    for n, c, grammar in [(n, c, g) for n in args.tokens for c in args.concurrency
+                          for g in ([False, True] if args.json_grammar else [False])]:
+        walls, written, before = [], 0, dict(decoder.stats)
+        for _ in range(args.repeats):
+            constraints = [analyzer._grammar.constraint() for _ in range(c)] if grammar else None
             if cuda:
-                row["peak_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-            rec.add(row)
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for future in decoder.submit_together([inputs] * c, n, n, constraints):
+                written = max(written, len(future.result()))
+            walls.append(time.perf_counter() - t0)
+        steps = decoder.stats["steps"] - before["steps"]
+        row_steps = decoder.stats["row_steps"] - before["row_steps"]
+        wall = statistics.median(walls)
+        row = {"precision": precision, "phase": "batch", "batch_rows": rows, "concurrency": c, "new_tokens": written,
+               "json_grammar": grammar,
+               "compile_mode": mode or "none", "warmup_s": warm_s, "prompt_tokens": int(inputs["input_ids"].shape[1]),
+               "cache_slots": decoder.max_cache_len, "wall_s": round(wall, 3),
+               "tokens_per_s": round(c * written / wall, 1), "mean_rows_per_step": round(row_steps / max(steps, 1), 2),
+               "repeats": args.repeats}
+        if cuda:
+            row["peak_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        rec.add(row)
     decoder.close()
     analyzer._decoder = None
 
@@ -271,15 +275,15 @@ def markdown(doc: dict) -> str:
         if r["phase"] == "load":
             loads.append(f"- load {r['precision']}: {r['seconds']} s, weights {r.get('weights_gb', '-')} GB, peak {r.get('peak_gb', '-')} GB")
         elif r["phase"] == "batch":
-            batches.append(f"| {r['precision']} | {r['batch_rows']} | {r['concurrency']} | {r['new_tokens']} | {r['wall_s']} | "
+            batches.append(f"| {r['precision']} | {r['batch_rows']} | {r['concurrency']} | {r.get('json_grammar', False)} | {r['new_tokens']} | {r['wall_s']} | "
                            f"{r['tokens_per_s']} | {r['mean_rows_per_step']} | {r.get('peak_gb', '-')} |")
         elif r["phase"] == "generate":
             lines.append(f"| {r['precision']} | {r['cache']} | {r.get('compile_mode', '-')} | {r.get('frames', 8)} | {r['compiled_decode']} | {r['new_tokens']} | {r['prompt_tokens']} | "
                          f"{r['preprocess_s']} | {r['prefill_s']} | {r['total_s']} | {r.get('analyzer_s', '-')} | {r['decode_tok_per_s']} | {r.get('peak_gb', '-')} |")
     build = doc["env"].get("build", {})
     if batches:
-        batches = ["", "| precision | batch rows | prompts at once | new tokens each | wall s | tokens/s | rows per step | peak GB |",
-                   "|---|---|---|---|---|---|---|---|", *batches]
+        batches = ["", "| precision | batch rows | prompts at once | JSON grammar | new tokens each | wall s | tokens/s | rows per step | peak GB |",
+                   "|---|---|---|---|---|---|---|---|---|", *batches]
     return "\n".join([*lines, *batches, "", *loads, f"- checkpoint build: {build}", ""])
 
 
@@ -314,6 +318,8 @@ def main(argv=None) -> int:
     ap.add_argument("--warmups", type=int, default=1)
     ap.add_argument("--batch-rows", default="", help="static greedy loop with these batch_rows (e.g. 8): c prompts at once")
     ap.add_argument("--concurrency", default="1,2,4,8", help="with --batch-rows: how many prompts at once")
+    ap.add_argument("--json-grammar", action="store_true",
+                    help="with --batch-rows: each row again under the description's JSON grammar, same decoder")
     args = ap.parse_args(argv)
     args.batch_rows = [int(r) for r in args.batch_rows.split(",") if r]
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c]
