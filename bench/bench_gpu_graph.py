@@ -25,6 +25,11 @@ failed at c=8: CUDA-graph capture of the compiled video_llava decode on one thre
 `--compile-mode` defaults to max-autotune, production's: int8 weights (production's precision) decode ~10x slower
 under reduce-overhead (measured; the settings refuse it). Compiling costs ~90 s in each of the two processes.
 
+`--mps` runs everything as clients of a CUDA MPS server of its own (private pipe and log folders, started before
+anything touches CUDA, told to quit at the end): without it the card time-slices between the replicas' processes,
+so at c=8 a decode waits for its share behind four other processes' kernels (BENCHMARKS.md, seventh run). It changes
+no setting of the card. Run it as its own invocation (`--mps --skip-baseline`) beside a plain one in the same lease.
+
 GPU memory: per replica from torch inside each replica actor (`__ray_call__`), plus nvidia-smi sampled every
 0.5 s (per process and the card's total), since torch counters cannot be read across processes.
 """
@@ -294,6 +299,7 @@ def run_graph(config: dict, clip: Path, concurrency: list[int], repeats: int, re
     port = config["http_options"]["port"]
     base = f"http://127.0.0.1:{port}"
     env = config_env_vars(config) | {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env |= {k: os.environ[k] for k in ("CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY") if k in os.environ}  # --mps
     sampler = GpuSampler().start()
     started = time.perf_counter()
     # logical CPUs: the production shares need 16, more than a 2-core smoke machine has
@@ -422,6 +428,33 @@ def environment() -> dict:
             "cpus": os.cpu_count(), "ffprobe": shutil.which("ffprobe") is not None, "host": platform.node()}
 
 
+class MpsServer:
+    """A CUDA MPS control daemon private to this bench: its pipe and log folders are fresh temp dirs, and this
+    process's environment points at them, so the Ray workers and the baseline child it starts connect to it."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.binary = shutil.which("nvidia-cuda-mps-control")
+        if self.binary is None:
+            raise SystemExit("--mps: nvidia-cuda-mps-control is not on this machine (it comes with the NVIDIA driver)")
+        self.env = {"CUDA_MPS_PIPE_DIRECTORY": tempfile.mkdtemp(prefix="rs-mps-pipe-"),
+                    "CUDA_MPS_LOG_DIRECTORY": tempfile.mkdtemp(prefix="rs-mps-log-")}
+
+    def __enter__(self) -> "MpsServer":
+        if "torch" in sys.modules and sys.modules["torch"].cuda.is_initialized():
+            raise SystemExit("--mps: CUDA was initialized before the MPS server started; this process would not use it")
+        subprocess.run([self.binary, "-d"], env=os.environ | self.env, check=True, timeout=30)
+        os.environ.update(self.env)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        subprocess.run([self.binary], input="quit\n", text=True, env=os.environ | self.env, timeout=60, check=False)
+        log = Path(self.env["CUDA_MPS_LOG_DIRECTORY"]) / "control.log"
+        if log.is_file():
+            print("MPS control log (last lines):\n" + "\n".join(log.read_text().splitlines()[-5:]), flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
@@ -433,7 +466,9 @@ def main(argv=None) -> int:
     ap.add_argument("--weights-dir", type=Path, default=None)
     ap.add_argument("--port", type=int, default=8660)
     ap.add_argument("--baseline-child", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--under-mps", action="store_true", help=argparse.SUPPRESS)  # --mps, once its server runs
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--mps", action="store_true", help="run every GPU process as a client of a private CUDA MPS server")
     ap.add_argument("--max-ongoing", default="", help="group=N,...: override a group's max_ongoing_requests")
     ap.add_argument("--placement", default="one_gpu", help="cluster/placements.py name: replicas and GPU fractions per group")
     ap.add_argument("--decode-loop", default=None, help="override video_llava's decode_loop (generate | static_greedy)")
@@ -444,6 +479,9 @@ def main(argv=None) -> int:
                     help="override a value of the app's args, e.g. ingress.decode_segments=4 or "
                          "analyzers.video_llava.max_new_tokens=150 (repeatable; the baseline gets the same)")
     args = ap.parse_args(argv)
+    if args.mps and not args.baseline_child:  # the child inherits the environment that points at the server
+        with MpsServer():
+            return main([a for a in (argv if argv is not None else sys.argv[1:]) if a != "--mps"] + ["--under-mps"])
     ckpt = args.weights_dir or Path("/tmp/llava_tiny_graph" if args.smoke else "/tmp/llava_next_video_7b_random")
     if args.clip is None:
         from bench.clips import social_clip
@@ -463,7 +501,7 @@ def main(argv=None) -> int:
         return 0
 
     doc = {"note": NOTE, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "env": environment(),
-           "placement": args.placement,
+           "placement": args.placement, "cuda_mps": args.under_mps,
            "clip": args.clip.name, "settings": config["applications"][0]["args"]["analyzers"],
            "groups": config["applications"][0]["args"]["groups"], "argv": sys.argv[1:]}
     rec = Recorder(args.out, doc)
