@@ -62,7 +62,6 @@ class JsonGrammar:
         except ImportError as exc:
             raise JsonGrammarUnavailable(f"constrained JSON decoding needs xgrammar ({exc})") from exc
         self._xgr = xgr
-        self.vocab_size = vocab_size
         info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size, stop_token_ids=list(stop_token_ids))
         try:
             self._compiled = xgr.GrammarCompiler(info).compile_json_schema(

@@ -27,9 +27,11 @@ A sequence may carry a `TokenConstraint` (analyzers/_json_grammar.py: a JSON sch
 then masked to the tokens the grammar allows before the argmax, exactly as transformers' generate() does with
 xgrammar's logits processor; `min_new_tokens` does not apply to it (the grammar decides where it ends). The grammar
 must see each token before it can say which may come next, so while a constrained sequence is in flight every step
-reads its new tokens back: the one host sync per step that the loop otherwise avoids. Only greedy decoding without extra logits processors is supported; `unsupported_reason` says when to
-fall back. The model is only ever run on the decoder's own thread (CUDA graphs are recorded per thread); callers on
-any thread `submit` and wait.
+reads its new tokens back: the one host sync per step that the loop otherwise avoids.
+
+Only greedy decoding without extra logits processors is supported; `unsupported_reason` says when to fall back.
+The model is only ever run on the decoder's own thread (CUDA graphs are recorded per thread); callers on any thread
+`submit` and wait.
 """
 
 from __future__ import annotations

@@ -67,6 +67,8 @@ def description_schema() -> dict:
             if option.get("type") == "string":
                 option["maxLength"] = GRAMMAR_MAX_CHARS.get(name, GRAMMAR_MAX_CHARS["other"])
     return schema
+
+
 JSON_SHAPE = (
     '{"summary": "2-3 sentences on what happens", "setting": "where it takes place", '
     '"people_and_actions": ["who is visible and what they do"], "objects_and_products": ["notable objects, products, brands"], '
