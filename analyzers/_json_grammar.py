@@ -70,14 +70,35 @@ class JsonGrammar:
         except Exception as exc:  # xgrammar raises its own error types for unsupported schema features
             raise JsonGrammarUnavailable(f"xgrammar cannot compile the schema: {exc}") from exc
 
+    @property
+    def compiled(self):
+        """xgrammar's CompiledGrammar (tests compare against xgrammar's own logits processor with it)."""
+        return self._compiled
+
     def constraint(self) -> TokenConstraint:
         return TokenConstraint(self._xgr.GrammarMatcher(self._compiled))
 
     def logits_processor(self):
-        """For transformers' `generate()` (one use per call: it keeps the matcher of that generation)."""
-        from xgrammar.contrib.hf import LogitsProcessor
+        """For transformers' `generate()`, one generation of one sequence. Ours rather than xgrammar's (which masks
+        CUDA logits with a Triton kernel compiled at first use): the same mask_logits as the static loop."""
+        from transformers import LogitsProcessor
 
-        return LogitsProcessor(self._compiled)
+        constraint = self.constraint()
+
+        class GrammarLogitsProcessor(LogitsProcessor):
+            started = False
+
+            def __call__(self, input_ids, scores):
+                import torch
+
+                if self.started:  # the token sampled from the previous call's scores
+                    constraint.accept(int(input_ids[0, -1]))
+                self.started = True
+                bitmask = torch.full((1, -(-scores.shape[-1] // 32)), -1, dtype=torch.int32)
+                constraint.fill_mask(bitmask, 0)
+                return mask_logits(scores, bitmask.to(scores.device))
+
+        return GrammarLogitsProcessor()
 
 
 def mask_logits(logits: torch.Tensor, bitmask: torch.Tensor) -> torch.Tensor:

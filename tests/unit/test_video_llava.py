@@ -421,6 +421,8 @@ def test_batched_rows_stop_each_at_its_own_first_end_token(tiny_llava_dir, media
 def test_batched_rows_under_the_grammar_and_free_rows_each_write_what_they_write_alone(tiny_llava_dir, media):
     """A constrained row masks only its own logits: free rows beside it (an /ask) are untouched, and each constrained
     row follows its own grammar state, token for token what generate() with xgrammar's processor writes."""
+    from xgrammar.contrib.hf import LogitsProcessor as XgrammarProcessor
+
     from analyzers._static_decode import StaticGreedyDecoder
 
     reference, loop = _pair(tiny_llava_dir, max_new_tokens=24)
@@ -434,9 +436,12 @@ def test_batched_rows_under_the_grammar_and_free_rows_each_write_what_they_write
         for (inputs, n, m), c, future in zip(prompts, constrained, futures):
             if c:
                 out = reference._model.generate(**inputs, max_new_tokens=n, do_sample=False,
-                                                logits_processor=[grammar.logits_processor()])
+                                                logits_processor=[XgrammarProcessor(grammar.compiled)])
                 expected = out[0, inputs["input_ids"].shape[1]:].tolist()
                 assert reference.processor.tokenizer.decode(expected).startswith('{"summary": "')
+                ours = reference._model.generate(**inputs, max_new_tokens=n, do_sample=False,
+                                                 logits_processor=[grammar.logits_processor()])
+                assert ours.tolist() == out.tolist()  # generate()'s path (our processor) masks as xgrammar's does
             else:
                 expected = _expected(reference, inputs, n, m)
             assert future.result(timeout=60).tolist() == expected
