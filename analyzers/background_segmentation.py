@@ -51,6 +51,7 @@ class BackgroundSegmentationSettings(BaseModel):
     solid_share: float = Field(0.6, description="Background share of the most common colour bin that makes it solid.")
     solid_brightness_spread: float = Field(12.0, description="Max brightness std (0..255) within a solid backdrop.")
     blurred_detail: float = Field(0.4, description="Background share of fine-detail pixels below which it is blurred.")
+    batch_size: int = Field(16, ge=1, description="YOLO-seg: frames per predict() call.")
 
 
 def person_mask_mediapipe(model, image_rgb: np.ndarray) -> np.ndarray:
@@ -60,13 +61,22 @@ def person_mask_mediapipe(model, image_rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(probability, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def person_mask_yolo(model, image_rgb: np.ndarray, device: str) -> np.ndarray:
-    h, w = image_rgb.shape[:2]
-    result = model.predict(np.ascontiguousarray(image_rgb[..., ::-1]), classes=[0], retina_masks=True, device=device,
-                           verbose=False)[0]
-    if result.masks is None:
-        return np.zeros((h, w), np.float32)
-    return cv2.resize(result.masks.data.cpu().numpy().max(axis=0).astype(np.float32), (w, h))
+def person_masks_yolo(model, images_rgb, device: str, batch_size: int = 16, conf: float = 0.25) -> list[np.ndarray]:
+    """Person probability per frame, `batch_size` frames per predict() call. With one call per frame, 30 frames took
+    1.8 s inside the GPU graph against 0.7 s alone (H100, 2026-12-08): each call synchronizes the device, and on a
+    card shared with other processes each sync can wait for a time slice; batches make 2 calls of 30. `conf` is
+    ultralytics' default."""
+    masks = []
+    for start in range(0, len(images_rgb), batch_size):
+        batch = [np.ascontiguousarray(image[..., ::-1]) for image in images_rgb[start:start + batch_size]]  # BGR
+        results = model.predict(batch, classes=[0], retina_masks=True, device=device, conf=conf, verbose=False)
+        for image, result in zip(batch, results):
+            h, w = image.shape[:2]
+            if result.masks is None:
+                masks.append(np.zeros((h, w), np.float32))
+            else:
+                masks.append(cv2.resize(result.masks.data.cpu().numpy().max(axis=0).astype(np.float32), (w, h)))
+    return masks
 
 
 def describe_background(image_rgb: np.ndarray, person: np.ndarray,
@@ -125,19 +135,20 @@ class BackgroundSegmentation(Analyzer):
         random = self.settings.model.endswith((".yaml", ".yml"))
         return f"{self.settings.model} (random weights, test only)" if random else self.settings.model
 
-    def person_probability(self, image_rgb: np.ndarray) -> np.ndarray:
+    def person_probabilities(self, images_rgb) -> list[np.ndarray]:
         if hasattr(self, "_mediapipe"):
-            return person_mask_mediapipe(self._mediapipe, image_rgb)
+            return [person_mask_mediapipe(self._mediapipe, image) for image in images_rgb]
         if hasattr(self, "_yolo"):
-            return person_mask_yolo(self._yolo, image_rgb, self.device)
+            return person_masks_yolo(self._yolo, images_rgb, self.device, self.settings.batch_size)
         raise AnalyzerUnavailable("load() was not called")
 
     def analyze(self, media: MediaBundle, upstream: Mapping[str, BaseModel]) -> BackgroundSegmentationResult:
         s = self.settings
         frame_set = media.frames(SEGMENT_FRAMES)
         frames = []
-        for image, t in zip(frame_set.frames, frame_set.timestamps.tolist()):
-            person = self.person_probability(image) >= s.threshold
+        probabilities = self.person_probabilities(frame_set.frames)
+        for image, t, probability in zip(frame_set.frames, frame_set.timestamps.tolist(), probabilities):
+            person = probability >= s.threshold
             kind, dominant, green = describe_background(image, person, s)
             frames.append(FrameBackground(time=round(t, 3), person_coverage=round(float(person.mean()), 4), kind=kind,
                                           dominant_colour_share=round(dominant, 4), green_share=round(green, 4)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from analyzers.background_segmentation import SEGMENT_FRAMES, BackgroundSegmentation
@@ -65,3 +66,54 @@ def test_yolo_segmentation_path_runs_with_random_weights(shared_media, tmp_path)
     result = seg.analyze(decode(composite(shared_media, tmp_path / "g.mp4", "0x00FF00", 2.0), {SEGMENT_FRAMES}, False), {})
     assert "random weights" in result.model
     assert len(result.frames) == 2 and all(0.0 <= f.person_coverage <= 1.0 for f in result.frames)
+
+
+def test_yolo_masks_in_batches_are_the_masks_of_one_frame_at_a_time(shared_media, tmp_path):
+    """Batching the YOLO-seg calls (fewer device syncs on a shared GPU) changes no frame's mask: ultralytics with the
+    real architecture, batches of 3 against one frame per call. A confidence of 0 makes the random weights find
+    'persons', so the masks compared are not empty."""
+    from analyzers.background_segmentation import person_masks_yolo
+
+    seg = BackgroundSegmentation({"model": "yolo11n-seg.yaml", "allow_random_weights": True})
+    seg.load("cpu")
+    frames = np.stack([
+        decode(composite(shared_media, tmp_path / f"{i}.mp4", background, 1.0), {SEGMENT_FRAMES}, False)
+        .frames(SEGMENT_FRAMES).frames[0]
+        for i, background in enumerate(["0x00FF00", "coffee", "0x1B2A6B", "coffee_blurred", "0xFFFFFF"])])
+    batched = person_masks_yolo(seg._yolo, frames, "cpu", batch_size=3, conf=0.0)
+    alone = [person_masks_yolo(seg._yolo, [frame], "cpu", batch_size=1, conf=0.0)[0] for frame in frames]
+    assert any(mask.max() > 0.5 for mask in alone)
+    for a, b in zip(alone, batched):
+        assert a.shape == b.shape == frames.shape[1:3]
+        assert ((a >= 0.5) == (b >= 0.5)).mean() > 0.999  # float sums in another order may flip a border pixel
+
+
+class _RedIsPerson:
+    """Stands in for a trained YOLO-seg where random weights cannot: its 'person' is wherever the frame is red, so
+    every frame's mask is its own (random weights give every frame the same mask, and would hide a mix-up)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def predict(self, batch, **kwargs):
+        import torch
+
+        self.calls.append(len(batch))
+        results = []
+        for bgr in batch:
+            red = torch.from_numpy((bgr[..., 2] > 128) & (bgr[..., 1] < 100)).float()
+            masks = None if not red.any() else type("Masks", (), {"data": red[None]})()
+            results.append(type("Result", (), {"masks": masks})())
+        return results
+
+
+def test_yolo_batches_keep_each_frame_its_own_mask_in_order():
+    from analyzers.background_segmentation import person_masks_yolo
+
+    frames = np.zeros((7, 64, 36, 3), np.uint8)
+    for i in range(7):
+        frames[i, : 8 * i, :, 0] = 255  # frame i: its top 8*i rows red (none in frame 0)
+    model = _RedIsPerson()
+    masks = person_masks_yolo(model, frames, "cpu", batch_size=3)
+    assert model.calls == [3, 3, 1]
+    assert [float(mask.sum()) for mask in masks] == [8.0 * i * 36 for i in range(7)]
