@@ -115,6 +115,27 @@ def seam_positions(gray: np.ndarray, coverage: float, axis: int) -> list[int]:
     return found
 
 
+# where seam_positions compares a line with its neighbours: 2 to 5 lines away on either side
+_AROUND = np.array([-5, -4, -3, -2, 2, 3, 4, 5])
+
+
+def seam_positions_of_frames(grays: np.ndarray, coverage: float, axis: int) -> list[list[int]]:
+    """seam_positions of every frame of `grays` (N, H, W), in whole-array operations: one call per frame in a
+    Python loop was half of this analyzer's time (0.8 of 1.7 s on a 30 s clip, 2-core CPU). Same comparisons on
+    the same float32 values, so the same positions; frames too small for full neighbourhoods take the loop."""
+    lines = grays.shape[1 + axis] - 1
+    if lines < 25:  # a line in the middle 60% could lack neighbours 5 away
+        return [seam_positions(gray, coverage, axis) for gray in grays]
+    steps = np.abs(np.diff(grays, axis=1 + axis))
+    along = 1 if axis == 1 else 2  # average along the seam's length
+    strong = (steps > 0.06).mean(axis=along)  # (N, lines): share of the length with a clear step
+    energy = steps.mean(axis=along)
+    xs = np.arange(int(0.2 * lines), int(0.8 * lines))
+    around = np.median(energy[:, xs[:, None] + _AROUND], axis=2)
+    hit = (strong[:, xs] >= coverage) & (energy[:, xs] > 4 * np.maximum(around, 0.005))
+    return [xs[row].tolist() for row in hit]
+
+
 def structure_changes(grays: np.ndarray, min_correlation: float = 0.5) -> list[int]:
     """Frames where the grey layout stops matching the frame before: new shots. Unlike a colour-histogram cut
     detector this ignores a colour filter switching on, which is exactly what the filter test must see."""
@@ -240,16 +261,17 @@ class VisualEffects(Analyzer):
         piece of its shot. Slow drift (a pan from a red flag to a grey sky) makes no jump and no filter."""
         lab = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2LAB)[..., 1:].reshape(-1, 2).astype(np.float32) - 128
                         for f in frames])
-        chroma = np.linalg.norm(lab, axis=2).mean(axis=1)  # colourfulness: mean distance from grey
+        a, b = lab[..., 0], lab[..., 1]
+        chroma = np.sqrt(a * a + b * b).mean(axis=1)  # colourfulness: mean distance from grey (norm's own sum, faster)
         mean_ab = lab.mean(axis=1)
         log_chroma = np.log1p(chroma)
         n = len(frames)
         bounds = set(shot_starts)
+        # frame i against frame i - 1, for every i at once (a norm per frame in a loop cost 0.4 s on 900 frames)
+        tint_jump = np.sqrt((np.diff(mean_ab, axis=0) ** 2).sum(axis=1))
+        jumped = (np.abs(np.diff(log_chroma)) > 0.25) | (tint_jump > 5)
         for i in range(1, n):
-            if judged[i] != judged[i - 1]:
-                bounds.add(i)
-            elif judged[i] and (abs(log_chroma[i] - log_chroma[i - 1]) > 0.25
-                                or np.linalg.norm(mean_ab[i] - mean_ab[i - 1]) > 5):
+            if judged[i] != judged[i - 1] or (judged[i] and jumped[i - 1]):
                 bounds.add(i)
         jumps = bounds - set(shot_starts) - {i for i in range(1, n) if judged[i] != judged[i - 1]}
         edges = sorted(b for b in bounds if 0 <= b <= n) + ([n] if n not in bounds else [])
@@ -310,8 +332,8 @@ class VisualEffects(Analyzer):
         for orientation, axis in (("vertical", 1), ("horizontal", 0)):
             size = grays.shape[1 + axis] - 1
             hits: dict[int, list[int]] = {}
-            for j, i in enumerate(sample):
-                for x in seam_positions(grays[i], self.settings.seam_coverage, axis):
+            for j, positions in enumerate(seam_positions_of_frames(grays[sample], self.settings.seam_coverage, axis)):
+                for x in positions:
                     hits.setdefault(x, []).append(j)
             flags_by_x = {}
             for x, js in hits.items():  # a seam may wobble by one pixel with scaling: pool neighbours

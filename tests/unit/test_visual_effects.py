@@ -91,3 +91,24 @@ def test_split_screen(tmp_path):
 def test_real_clips_without_effects(shared_media, clip):
     r = VisualEffects().analyze(decode(shared_media / "video" / clip, {EFFECT_FRAMES}, False), {})
     assert r.effect_count == 0, r
+
+
+@pytest.mark.parametrize("size", [(128, 72), (72, 128), (16, 24)])  # portrait, landscape, too small for the arrays
+def test_seams_of_all_frames_at_once_are_each_frames_own(size):
+    """The whole-array seam search finds, frame by frame and line by line, what the one-frame search finds: on
+    frames with a vertical and a horizontal seam of their own, noise, and plain frames."""
+    import numpy as np
+
+    from analyzers.visual_effects import seam_positions, seam_positions_of_frames
+
+    rng = np.random.default_rng(0)
+    h, w = size
+    grays = rng.random((12, h, w), dtype=np.float32) * 0.03  # faint noise: no seam
+    for k in range(0, 12, 3):
+        grays[k, :, : w // 2 + k % 5] += 0.5  # a vertical seam that moves a little from frame to frame
+        grays[k + 1, : h // 3 + k % 4, :] += 0.4  # a horizontal one
+    grays[11] = 0.25  # plain
+    for axis in (0, 1):
+        together = seam_positions_of_frames(grays, 0.85, axis)
+        assert together == [seam_positions(gray, 0.85, axis) for gray in grays]
+        assert any(together)  # the seams are found, so the comparison means something
