@@ -68,3 +68,30 @@ def test_blinks_match_the_frames(analyzer, shared_media, clip, blinks):
 def test_no_face_no_gaze(analyzer, tmp_path):
     result = analyzer.analyze(decode(solid_clip(tmp_path / "s.mp4", ["gray"], 1.0), {EYE_FRAMES}, False), {})
     assert result.faces == [] and result.eye_contact_ratio == 0.0 and result.eye_contact_over_time == []
+
+
+@pytest.mark.parametrize("gray_frames", [13, 16])  # the face comes in on a searched sample, or between two
+def test_a_face_that_comes_in_is_found_at_most_one_sample_late(analyzer, shared_media, tmp_path, gray_frames):
+    """While no face is followed the detector looks on every other sample (search_every 2): against looking on every
+    sample, the face's first sample is the same or the next one, and nothing else changes."""
+    face = cv2.cvtColor(cv2.imread(str(shared_media / "images" / "face_recognition_obama.jpg")), cv2.COLOR_BGR2RGB)
+    face = cv2.resize(face, (face.shape[1] // 2 * 2, face.shape[0] // 2 * 2))
+    out = tmp_path / "enter.mp4"
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 25, (face.shape[1], face.shape[0]))
+    for k in range(gray_frames + 25):
+        writer.write(np.full_like(face, 128) if k < gray_frames else cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+    writer.release()
+    media = decode(out, {EYE_FRAMES}, False)
+    every = EyeTracking({"search_every": 1})
+    every.load("cpu")
+    reference, result = every.analyze(media, {}), analyzer.analyze(media, {})
+    assert len(reference.faces) == len(result.faces) == 1
+    first = reference.eye_contact_over_time[0][0]
+    assert first >= gray_frames / 25 - 1e-6  # the reference finds it where it comes in
+    samples = [round(float(t), 3) for t in media.frames(EYE_FRAMES).timestamps]
+    k = min(range(len(samples)), key=lambda j: abs(samples[j] - first))  # the sample it comes in on
+    found = result.eye_contact_over_time[0][0]
+    assert abs(found - samples[k]) < 1e-3 or abs(found - samples[k + 1]) < 1e-3
+    late = int(abs(found - samples[k]) > 1e-3)
+    assert reference.frames_with_faces - result.frames_with_faces == late
+    assert result.eye_contact_over_time == reference.eye_contact_over_time[late:]
