@@ -25,6 +25,20 @@ if TYPE_CHECKING:  # torch is imported where masks are made, so the schema helpe
     import torch
 
 
+def eos_token_ids(generation_config) -> list[int]:
+    """The end-of-sequence ids of a model's generation_config (an int, a list or None), as a list."""
+    eos = generation_config.eos_token_id
+    return [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+
+
+def new_bitmask(rows: int, vocab: int, pin_memory: bool = False) -> torch.Tensor:
+    """An int32 CPU bitmask of `rows` x `vocab` tokens, every token allowed (xgrammar's layout: bit j of word i is
+    token 32 i + j). `pin_memory` lets a copy to the GPU run without waiting."""
+    import torch
+
+    return torch.full((rows, -(-vocab // 32)), -1, dtype=torch.int32, pin_memory=pin_memory)
+
+
 class JsonGrammarUnavailable(RuntimeError):
     """xgrammar is missing or cannot compile the schema for this tokenizer."""
 
@@ -89,12 +103,10 @@ class JsonGrammar:
             started = False
 
             def __call__(self, input_ids, scores):
-                import torch
-
                 if self.started:  # the token sampled from the previous call's scores
                     constraint.accept(int(input_ids[0, -1]))
                 self.started = True
-                bitmask = torch.full((1, -(-scores.shape[-1] // 32)), -1, dtype=torch.int32)
+                bitmask = new_bitmask(1, scores.shape[-1])
                 constraint.fill_mask(bitmask, 0)
                 return mask_logits(scores, bitmask.to(scores.device))
 

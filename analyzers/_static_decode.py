@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from analyzers._json_grammar import eos_token_ids, mask_logits, new_bitmask
+
 log = logging.getLogger(__name__)
 
 # generation_config fields that add a logits processor greedy `generate` would apply and this loop does not
@@ -104,9 +106,7 @@ class StaticGreedyDecoder:
         device = model.device
         self.cache = StaticCache(config=model.config, max_cache_len=max_cache_len)
         self._row0 = StaticCache(config=model.config, max_cache_len=max_cache_len) if rows > 1 else self.cache
-        eos = model.generation_config.eos_token_id
-        eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
-        self._eos = torch.tensor(sorted(set(eos)), dtype=torch.long, device=device)
+        self._eos = torch.tensor(sorted(set(eos_token_ids(model.generation_config))), dtype=torch.long, device=device)
         self._eos_host = self._eos.cpu()
         self._eos_columns: torch.Tensor | None = None  # (vocab,) bool, built from the first logits
         # transformers renamed `past_key_values` to `cache` in 5.2x (the GPU machine has 5.17, this one newer)
@@ -390,13 +390,9 @@ class StaticGreedyDecoder:
     def _apply_grammar(self, logits: torch.Tensor, constrained: Mapping[int, _Sequence]) -> torch.Tensor:
         """`logits` (one row per cache row in use) with each constrained row limited to its grammar's next tokens;
         other rows keep every token."""
-        from analyzers._json_grammar import mask_logits
-
         rows, vocab = logits.shape
         if self._bitmask_host is None:
-            words = -(-vocab // 32)
-            pin = logits.device.type == "cuda"
-            self._bitmask_host = torch.full((self.rows, words), -1, dtype=torch.int32, pin_memory=pin)
+            self._bitmask_host = new_bitmask(self.rows, vocab, pin_memory=logits.device.type == "cuda")
             self._bitmask = torch.empty_like(self._bitmask_host, device=logits.device)
         host = self._bitmask_host[:rows]
         host.fill_(-1)

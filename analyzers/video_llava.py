@@ -273,10 +273,9 @@ class VideoLlava(Analyzer):
             self.warm_up()
 
     def _description_grammar(self):
-        from analyzers._json_grammar import JsonGrammar, JsonGrammarUnavailable
+        from analyzers._json_grammar import JsonGrammar, JsonGrammarUnavailable, eos_token_ids
 
-        eos = self._model.generation_config.eos_token_id
-        eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+        eos = eos_token_ids(self._model.generation_config)
         vocab = int(self._model.get_output_embeddings().weight.shape[0])  # the logits' width (past the tokenizer's)
         try:
             return JsonGrammar(self._processor.tokenizer, vocab, description_schema(), eos)

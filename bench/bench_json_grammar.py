@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from analyzers._json_grammar import JsonGrammar, mask_logits
+from analyzers._json_grammar import JsonGrammar, mask_logits, new_bitmask
 from analyzers._video_description import description_schema, parse_description
 from tests.tiny_llava import build_tokenizer
 
@@ -44,7 +44,7 @@ def time_walk(grammar: JsonGrammar, tokens: list[int] | None, seed: int = 0) -> 
     """Per token: fill the mask, apply it to 32,064 logits (CPU), accept the token. `tokens` None: random walk."""
     generator = torch.Generator().manual_seed(seed)
     constraint = grammar.constraint()
-    bitmask = torch.full((1, -(-VOCAB // 32)), -1, dtype=torch.int32)
+    bitmask = new_bitmask(1, VOCAB)
     fill, mask, accept, written = [], [], [], []
     while not constraint.finished:
         t0 = time.perf_counter()
